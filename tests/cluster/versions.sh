@@ -1,0 +1,7 @@
+# Pinned versions and cache paths of the test bed; sourced by every script under tests/cluster.
+# Kubernetes 1.36.x: newest line that still runs on Debian's containerd 1.6 (see README, test bed).
+K8S_VERSION=${K8S_VERSION:-v1.36.3}
+KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
+HELM_VERSION=${HELM_VERSION:-v3.22.0}
+CACHE_ROOT=${FASTROLLOUT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/fastrollout}
+BIN_DIR="$CACHE_ROOT/bin/k8s-$K8S_VERSION-kwok-$KWOK_VERSION-helm-$HELM_VERSION"
