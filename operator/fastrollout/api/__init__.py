@@ -1,0 +1,34 @@
+"""The FastRollout API: pydantic models that are the one source of the CRD schema."""
+
+from fastrollout.api.constants import (
+    API_VERSION,
+    GROUP,
+    KIND,
+    LABEL_NAME,
+    LABEL_REVISION,
+    LABEL_VERSION,
+    PLURAL,
+    VERSION,
+)
+from fastrollout.api.spec import CompleteWhen, Drain, FastRolloutSpec, LabelSelector, Strategy
+from fastrollout.api.status import Condition, FastRolloutStatus, Phase, VersionStatus
+
+__all__ = [
+    "API_VERSION",
+    "GROUP",
+    "KIND",
+    "LABEL_NAME",
+    "LABEL_REVISION",
+    "LABEL_VERSION",
+    "PLURAL",
+    "VERSION",
+    "CompleteWhen",
+    "Condition",
+    "Drain",
+    "FastRolloutSpec",
+    "FastRolloutStatus",
+    "LabelSelector",
+    "Phase",
+    "Strategy",
+    "VersionStatus",
+]

@@ -1,0 +1,224 @@
+"""FastRollout spec: what the user asks for.
+
+Validation lives here twice on purpose: the field constraints and the `x-kubernetes-validations` (CEL)
+rules below become the CRD schema, so the API server rejects bad input at admission with the same
+messages; pydantic re-checks when the operator reads an object (for example one stored before a CRD
+upgrade) so a bad spec can never reach the planner.
+"""
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import Field
+
+from fastrollout.api.base import ApiModel
+from fastrollout.api.constants import DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS
+
+# A label value (the version becomes one): at most 63 characters, alphanumerics at both ends.
+LABEL_VALUE_PATTERN = r"^([A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?$"
+# A Service name is a DNS-1035 label.
+DNS1035_PATTERN = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
+
+
+class CompleteWhen(StrEnum):
+    TRAFFIC_STOPPED = "TrafficStopped"
+    DRAINED = "Drained"
+
+
+def cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:
+    """One CEL validation rule as the CRD schema spells it."""
+    validation = {"rule": rule, "message": message}
+    if field_path:
+        validation["fieldPath"] = field_path
+    return validation
+
+
+class LabelSelectorRequirement(ApiModel):
+    key: str = Field(min_length=1)
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: list[str] | None = None
+
+
+class LabelSelector(ApiModel):
+    match_labels: dict[str, str] | None = None
+    match_expressions: list[LabelSelectorRequirement] | None = None
+
+
+class Strategy(ApiModel):
+    """How many new pods may exist beside the old ones, and when the old ones are cut over."""
+
+    max_surge: int | str = Field(
+        default="100%",
+        description=(
+            "New pods started beyond spec.replicas, as a count or a percent of replicas (rounded up). "
+            '"100%" starts the whole new version at once; lower values roll in waves.'
+        ),
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "type(self) == int ? self >= 1 : self.matches('^([1-9][0-9]?|100)%$')",
+                    'maxSurge must be a positive integer or a percent from "1%" to "100%"',
+                )
+            ]
+        },
+    )
+    min_ready_percent: int = Field(
+        default=100,
+        ge=1,
+        le=100,
+        description="Share of the new version's pods that must be Ready before old pods are cut over.",
+    )
+
+
+class Drain(ApiModel):
+    """How an old pod leaves: a preStop sleep for endpoint propagation, then SIGTERM, bounded by the grace."""
+
+    pre_stop_sleep_seconds: int = Field(
+        default=5,
+        ge=0,
+        le=3600,
+        description=(
+            "Injected as a native preStop sleep into every container that has no preStop of its own, "
+            "so kube-proxy stops sending requests before the worker sees SIGTERM. 0 disables it."
+        ),
+    )
+    termination_grace_period_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Upper bound of one pod's drain (preStop + finishing the request in flight). "
+            f"Default: the template's value, else {DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS}."
+        ),
+    )
+
+
+# The template is an embedded PodTemplateSpec. Its schema stays open (preserve-unknown-fields) so any
+# pod field works without us copying the core API, but the few fields the CEL rules read are declared.
+POD_TEMPLATE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "The pod template of every version's pods, as in a Deployment.",
+    "x-kubernetes-preserve-unknown-fields": True,
+    "required": ["metadata", "spec"],
+    "properties": {
+        "metadata": {
+            "type": "object",
+            "x-kubernetes-preserve-unknown-fields": True,
+            "required": ["labels"],
+            "properties": {
+                "labels": {
+                    "type": "object",
+                    "additionalProperties": {"type": "string"},
+                    "minProperties": 1,
+                    "description": "Pod labels; the selector must match them.",
+                }
+            },
+        },
+        "spec": {
+            "type": "object",
+            "x-kubernetes-preserve-unknown-fields": True,
+            "required": ["containers"],
+            "properties": {
+                "containers": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "x-kubernetes-preserve-unknown-fields": True,
+                        "required": ["name", "image"],
+                        "properties": {
+                            "name": {"type": "string", "minLength": 1},
+                            "image": {"type": "string", "minLength": 1},
+                        },
+                    },
+                },
+                "terminationGracePeriodSeconds": {"type": "integer", "minimum": 0},
+            },
+        },
+    },
+}
+
+_GRACE = (
+    "(has(self.drain) && has(self.drain.terminationGracePeriodSeconds) ? self.drain.terminationGracePeriodSeconds"
+    " : has(self.template.spec.terminationGracePeriodSeconds) ? self.template.spec.terminationGracePeriodSeconds"
+    f" : {DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS})"
+)
+
+SPEC_VALIDATIONS = [
+    cel(
+        "!has(self.selector) || !has(self.selector.matchLabels) || self.selector.matchLabels.all(k,"
+        " k in self.template.metadata.labels && self.template.metadata.labels[k] == self.selector.matchLabels[k])",
+        "selector.matchLabels must match template.metadata.labels (every key, same value)",
+        ".selector",
+    ),
+    cel(
+        "!has(self.selector) || has(self.selector.matchLabels) || has(self.selector.matchExpressions)",
+        "selector must set matchLabels or matchExpressions (omit it to select the template labels)",
+        ".selector",
+    ),
+    cel(
+        "!has(self.drain) || !has(self.drain.preStopSleepSeconds) || self.drain.preStopSleepSeconds == 0"
+        f" || self.drain.preStopSleepSeconds < {_GRACE}",
+        "drain.preStopSleepSeconds must be shorter than the termination grace period"
+        " (drain.terminationGracePeriodSeconds, else the template's, else 600)",
+        ".drain.preStopSleepSeconds",
+    ),
+    cel(
+        "!self.template.metadata.labels.exists(k, k.startsWith('fastrollout.io/'))",
+        "template.metadata.labels must not use the fastrollout.io/ prefix: the operator sets those labels",
+        ".template.metadata.labels",
+    ),
+]
+
+
+class FastRolloutSpec(ApiModel):
+    replicas: int = Field(default=1, ge=0, le=1_000_000, description="Desired pods of the target version.")
+    selector: LabelSelector | None = Field(
+        default=None,
+        description="Pods of this FastRollout; default: the template labels. Must match them. Immutable.",
+        json_schema_extra={
+            "x-kubernetes-validations": [cel("self == oldSelf", "selector is immutable")]
+        },
+    )
+    template: dict[str, Any] = Field(json_schema_extra=POD_TEMPLATE_SCHEMA)
+    version: str | None = Field(
+        default=None,
+        max_length=63,
+        pattern=LABEL_VALUE_PATTERN,
+        description="Human label of the target version (a label value); default: the template's revision hash.",
+    )
+    service_name: str | None = Field(
+        default=None,
+        max_length=63,
+        pattern=DNS1035_PATTERN,
+        description=(
+            "Service whose EndpointSlices define 'receives traffic': a pod receives new traffic while its "
+            "endpoint is ready. Without it, a pod stops receiving traffic when it starts terminating."
+        ),
+    )
+    # `default: {}` lets the API server apply the nested defaults when the block is left out.
+    strategy: Strategy = Field(default_factory=Strategy, json_schema_extra={"default": {}})
+    drain: Drain = Field(default_factory=Drain, json_schema_extra={"default": {}})
+    complete_when: CompleteWhen = Field(
+        default=CompleteWhen.TRAFFIC_STOPPED,
+        description="TrafficStopped: Complete once no old pod can receive new traffic. Drained: once none runs.",
+    )
+    progress_deadline_seconds: int = Field(
+        default=600, ge=1, description="New pods not Ready by then (from the rollout's start): Failed."
+    )
+    rollback_on_failure: bool = Field(
+        default=True, description="On failure, remove the new pods and keep the stable version serving."
+    )
+    paused: bool = Field(default=False, description="Take no step; status still updates.")
+
+    def termination_grace_period_seconds(self) -> int:
+        """The drain bound every pod gets: spec.drain, else the template's, else the default."""
+        if self.drain.termination_grace_period_seconds is not None:
+            return self.drain.termination_grace_period_seconds
+        template_value = self.template.get("spec", {}).get("terminationGracePeriodSeconds")
+        if isinstance(template_value, int):
+            return template_value
+        return DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS
+
+    def template_labels(self) -> dict[str, str]:
+        labels = self.template.get("metadata", {}).get("labels") or {}
+        return {str(k): str(v) for k, v in labels.items()}
