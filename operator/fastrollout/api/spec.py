@@ -6,10 +6,12 @@ messages; pydantic re-checks when the operator reads an object (for example one 
 upgrade) so a bad spec can never reach the planner.
 """
 
+import re
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
+from pydantic.json_schema import JsonDict
 
 from fastrollout.api.base import ApiModel
 from fastrollout.api.constants import DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS
@@ -25,9 +27,9 @@ class CompleteWhen(StrEnum):
     DRAINED = "Drained"
 
 
-def cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:
+def cel(rule: str, message: str, field_path: str | None = None) -> JsonDict:
     """One CEL validation rule as the CRD schema spells it."""
-    validation = {"rule": rule, "message": message}
+    validation: JsonDict = {"rule": rule, "message": message}
     if field_path:
         validation["fieldPath"] = field_path
     return validation
@@ -68,6 +70,17 @@ class Strategy(ApiModel):
         le=100,
         description="Share of the new version's pods that must be Ready before old pods are cut over.",
     )
+
+    @field_validator("max_surge")
+    @classmethod
+    def _surge_is_positive_count_or_percent(cls, value: int | str) -> int | str:
+        # Mirrors the CEL rule on maxSurge, for objects that reach the operator without admission.
+        valid = (
+            value >= 1 if isinstance(value, int) else re.fullmatch(r"([1-9][0-9]?|100)%", value) is not None
+        )
+        if not valid:
+            raise ValueError('maxSurge must be a positive integer or a percent from "1%" to "100%"')
+        return value
 
 
 class Drain(ApiModel):
@@ -175,9 +188,7 @@ class FastRolloutSpec(ApiModel):
     selector: LabelSelector | None = Field(
         default=None,
         description="Pods of this FastRollout; default: the template labels. Must match them. Immutable.",
-        json_schema_extra={
-            "x-kubernetes-validations": [cel("self == oldSelf", "selector is immutable")]
-        },
+        json_schema_extra={"x-kubernetes-validations": [cel("self == oldSelf", "selector is immutable")]},
     )
     template: dict[str, Any] = Field(json_schema_extra=POD_TEMPLATE_SCHEMA)
     version: str | None = Field(
@@ -209,6 +220,24 @@ class FastRolloutSpec(ApiModel):
         default=True, description="On failure, remove the new pods and keep the stable version serving."
     )
     paused: bool = Field(default=False, description="Take no step; status still updates.")
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> "FastRolloutSpec":
+        # Mirrors SPEC_VALIDATIONS (CEL) so the planner only ever sees a spec admission would accept.
+        labels = self.template_labels()
+        if not labels:
+            raise ValueError("template.metadata.labels must not be empty")
+        match_labels = (self.selector.match_labels if self.selector else None) or {}
+        if any(labels.get(key) != value for key, value in match_labels.items()):
+            raise ValueError(
+                "selector.matchLabels must match template.metadata.labels (every key, same value)"
+            )
+        sleep = self.drain.pre_stop_sleep_seconds
+        if sleep and sleep >= self.termination_grace_period_seconds():
+            raise ValueError("drain.preStopSleepSeconds must be shorter than the termination grace period")
+        if any(key.startswith("fastrollout.io/") for key in labels):
+            raise ValueError("template.metadata.labels must not use the fastrollout.io/ prefix")
+        return self
 
     def termination_grace_period_seconds(self) -> int:
         """The drain bound every pod gets: spec.drain, else the template's, else the default."""

@@ -45,9 +45,13 @@ class FastRolloutStatus(ApiModel):
     replicas: int = Field(default=0, description="Non-terminating pods of all versions.")
     ready_replicas: int = 0
     updated_replicas: int = Field(default=0, description="Non-terminating pods of the target version.")
-    old_serving_replicas: int = Field(default=0, description="Pods of other versions still able to get new traffic.")
+    old_serving_replicas: int = Field(
+        default=0, description="Pods of other versions still able to get new traffic."
+    )
     draining_replicas: int = Field(default=0, description="Terminating pods (any version) still running.")
-    selector: str | None = Field(default=None, description="String form of the selector, for the scale subresource.")
+    selector: str | None = Field(
+        default=None, description="String form of the selector, for the scale subresource."
+    )
     versions: list[VersionStatus] = Field(default_factory=list)
     conditions: list[Condition] = Field(default_factory=list)
     rollout_started_at: str | None = None
