@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
-from pydantic.json_schema import JsonDict
+from pydantic.config import JsonDict
 
 from fastrollout.api.base import ApiModel
 from fastrollout.api.constants import DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS
