@@ -1,0 +1,68 @@
+# Shared settings and process helpers of the test bed; sourced by up.sh and down.sh (not executable).
+# Everything a running bed owns lives under $STATE, so down.sh can find and remove all of it.
+# shellcheck shell=bash
+
+# shellcheck source=tests/cluster/versions.sh
+. "$(dirname "${BASH_SOURCE[0]}")/versions.sh"
+
+STATE=${FASTROLLOUT_STATE:-/tmp/fastrollout-testbed}
+# One offset shifts every port, so a second bed (another FASTROLLOUT_STATE) can run beside the first.
+# Use a multiple of 100: the base ports below are closer than 100 to each other.
+PORT_OFFSET=${FASTROLLOUT_PORT_OFFSET:-0}
+API_PORT=$((6443 + PORT_OFFSET))
+ETCD_PORT=$((2379 + PORT_OFFSET))
+ETCD_PEER_PORT=$((2380 + PORT_OFFSET))
+KCM_PORT=$((10257 + PORT_OFFSET))
+SCHED_PORT=$((10259 + PORT_OFFSET))
+# Not 10250/10248/10249/10256: those are the real node's kubelet and kube-proxy ports.
+KWOK_PORT=$((10280 + PORT_OFFSET))
+
+PIDS="$STATE/pids"
+LOGS="$STATE/logs"
+PKI="$STATE/pki"
+KUBECONFIG_ADMIN="$STATE/kubeconfig"
+# kubectl and helm write caches under $HOME by default; keep them in the state dir so down.sh removes them.
+export KUBECACHEDIR="$STATE/cache/kube"
+# Start order; down.sh stops in reverse. Other components (a real node) may add pid files later;
+# down.sh stops those first.
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+
+log() { printf '[testbed %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+kctl() { "$BIN_DIR/kubectl" --kubeconfig "$KUBECONFIG_ADMIN" "$@"; }
+
+# The pid file alone is not proof: a pid can be reused by an unrelated process after a reboot or a
+# crash. A component counts as running only if its pid is alive AND its command line is exactly the one
+# we started (kept in <name>.args, one argument per line). down.sh relies on this to never signal a
+# process that is not ours.
+cmdline_of() { tr '\0' '\n' <"/proc/$1/cmdline" 2>/dev/null; }
+# A zombie still answers kill -0; treat it as gone (its parent, not us, has to reap it).
+alive() { kill -0 "$1" 2>/dev/null && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
+
+running() {  # name
+  local name=$1 pid
+  [ -f "$PIDS/$name.pid" ] && [ -f "$PIDS/$name.args" ] || return 1
+  pid=$(cat "$PIDS/$name.pid")
+  [ -n "$pid" ] && alive "$pid" || return 1
+  [ "$(cmdline_of "$pid")" = "$(cat "$PIDS/$name.args")" ]
+}
+
+stop_one() {  # name [timeout_seconds]: TERM, then KILL after the timeout; only our own, verified pid
+  local name=$1 timeout=${2:-15} pid i
+  if running "$name"; then
+    pid=$(cat "$PIDS/$name.pid")
+    log "stopping $name (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < timeout * 10; i++)); do
+      alive "$pid" || break
+      sleep 0.1
+    done
+    if alive "$pid"; then
+      log "$name did not exit within ${timeout}s after TERM; sending KILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      for ((i = 0; i < 50; i++)); do alive "$pid" || break; sleep 0.1; done
+    fi
+  fi
+  rm -f "$PIDS/$name.pid" "$PIDS/$name.args"
+}
