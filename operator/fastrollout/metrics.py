@@ -1,0 +1,180 @@
+"""Prometheus metrics, on their own registry and HTTP port.
+
+    fastrollout_pods{namespace,fastrollout,version,state}        gauge; state: ready | serving | draining
+    fastrollout_version_info{namespace,fastrollout,version,role} gauge, always 1; role: target | stable
+    fastrollout_rollout_traffic_stopped_duration_seconds          histogram: rollout start -> TrafficStopped
+    fastrollout_rollout_drained_duration_seconds                  histogram: rollout start -> Drained
+    fastrollout_rollouts_total{result}                            counter; result: complete | failed | rolled_back
+    fastrollout_reconcile_duration_seconds                        histogram: one snapshot-plan-apply pass
+
+Everything is derived from the status the operator writes (old vs new), so a restarted operator
+neither double-counts a finished rollout nor misses one it finishes. Series of a deleted FastRollout,
+or of a version that no longer has pods, are removed.
+"""
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from fastrollout.api import FastRolloutStatus, Phase
+
+# Bulk rollouts take seconds to minutes; drains are bounded by the grace period (default 600 s).
+DURATION_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600)
+RECONCILE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+RESULTS = {Phase.COMPLETE: "complete", Phase.FAILED: "failed", Phase.ROLLED_BACK: "rolled_back"}
+
+Labels = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Transition:
+    """What finished between two statuses of one FastRollout."""
+
+    result: str | None = None  # a RESULTS value when the phase just became terminal
+    traffic_stopped_seconds: float | None = None
+    drained_seconds: float | None = None
+
+
+def _seconds(start: str | None, end: str | None) -> float | None:
+    if not start or not end:
+        return None
+    try:
+        began = datetime.fromisoformat(start)
+        ended = datetime.fromisoformat(end)
+    except ValueError:
+        return None
+    return max((ended - began).total_seconds(), 0.0)
+
+
+def transition(old: FastRolloutStatus, new: FastRolloutStatus) -> Transition:
+    """Pure: which results and durations `new` reports that `old` did not.
+
+    A phase counts when it is entered (Progressing -> Complete counts once; Complete -> Complete never).
+    A duration counts when its timestamp first appears for the current rollout.
+    """
+    result = None
+    if new.phase != old.phase and new.phase in RESULTS:
+        result = RESULTS[new.phase]
+    same_rollout = new.rollout_started_at == old.rollout_started_at
+    stopped = None
+    if new.traffic_stopped_at and not (same_rollout and old.traffic_stopped_at):
+        stopped = _seconds(new.rollout_started_at, new.traffic_stopped_at)
+    drained = None
+    if new.drained_at and not (same_rollout and old.drained_at):
+        drained = _seconds(new.rollout_started_at, new.drained_at)
+    return Transition(result=result, traffic_stopped_seconds=stopped, drained_seconds=drained)
+
+
+def pod_series(status: FastRolloutStatus) -> Iterator[tuple[str, str, int]]:
+    """(version, state, count) for every version the status lists."""
+    for entry in status.versions:
+        yield entry.version, "ready", entry.ready_replicas
+        yield entry.version, "serving", entry.serving_replicas
+        yield entry.version, "draining", entry.draining_replicas
+
+
+def version_series(status: FastRolloutStatus) -> Iterator[tuple[str, str]]:
+    """(version, role) pairs: which version is the target and which is stable."""
+    if status.version:
+        yield status.version, "target"
+    if status.stable_version:
+        yield status.stable_version, "stable"
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        fleet = ["namespace", "fastrollout"]
+        self.pods = Gauge(
+            "fastrollout_pods",
+            "Pods of a FastRollout by version and state (ready, serving, draining).",
+            [*fleet, "version", "state"],
+            registry=self.registry,
+        )
+        self.version_info = Gauge(
+            "fastrollout_version_info",
+            "1 for the target and the stable version of each FastRollout.",
+            [*fleet, "version", "role"],
+            registry=self.registry,
+        )
+        self.traffic_stopped = Histogram(
+            "fastrollout_rollout_traffic_stopped_duration_seconds",
+            "Time from a rollout's start until no old pod could receive new traffic.",
+            fleet,
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.drained = Histogram(
+            "fastrollout_rollout_drained_duration_seconds",
+            "Time from a rollout's start until the last old pod was gone.",
+            fleet,
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.rollouts = Counter(
+            "fastrollout_rollouts",
+            "Rollouts that ended, by result (complete, failed, rolled_back).",
+            ["result"],
+            registry=self.registry,
+        )
+        self.reconcile = Histogram(
+            "fastrollout_reconcile_duration_seconds",
+            "Duration of one reconcile pass: snapshot, plan, apply.",
+            buckets=RECONCILE_BUCKETS,
+            registry=self.registry,
+        )
+        for result in RESULTS.values():
+            self.rollouts.labels(result)  # export zeros, so rate() works from the first rollout
+        self._pod_labels: dict[tuple[str, str], set[Labels]] = {}
+        self._version_labels: dict[tuple[str, str], set[Labels]] = {}
+
+    def serve(self, port: int) -> None:
+        start_http_server(port, registry=self.registry)
+
+    def record(self, namespace: str, name: str, old: FastRolloutStatus, new: FastRolloutStatus) -> None:
+        """Updates the gauges to `new`; counts what finished between `old` and `new`."""
+        key = (namespace, name)
+        pods: dict[Labels, int] = {
+            (namespace, name, version, state): count for version, state, count in pod_series(new)
+        }
+        self._replace(self.pods, self._pod_labels, key, pods)
+        versions: dict[Labels, int] = {
+            (namespace, name, version, role): 1 for version, role in version_series(new)
+        }
+        self._replace(self.version_info, self._version_labels, key, versions)
+        change = transition(old, new)
+        if change.result:
+            self.rollouts.labels(change.result).inc()
+        if change.traffic_stopped_seconds is not None:
+            self.traffic_stopped.labels(namespace, name).observe(change.traffic_stopped_seconds)
+        if change.drained_seconds is not None:
+            self.drained.labels(namespace, name).observe(change.drained_seconds)
+
+    @staticmethod
+    def _replace(
+        gauge: Gauge,
+        known: dict[tuple[str, str], set[Labels]],
+        key: tuple[str, str],
+        values: dict[Labels, int],
+    ) -> None:
+        for labels in known.get(key, set()) - values.keys():
+            gauge.remove(*labels)
+        for labels, value in values.items():
+            gauge.labels(*labels).set(value)
+        if values:
+            known[key] = set(values)
+        else:
+            known.pop(key, None)
+
+    def forget(self, namespace: str, name: str) -> None:
+        """Removes every series of a deleted FastRollout."""
+        key = (namespace, name)
+        self._replace(self.pods, self._pod_labels, key, {})
+        self._replace(self.version_info, self._version_labels, key, {})
+        for histogram in (self.traffic_stopped, self.drained):
+            with contextlib.suppress(KeyError):  # it never observed a rollout
+                histogram.remove(namespace, name)
