@@ -1,0 +1,380 @@
+"""The Helm chart: CRD copy, documented values, strict schema, and (with helm) what it renders.
+
+The chart ships the generated CRD as `charts/fastrollout/files/crd.yaml` (templates cannot read outside
+the chart). When the API changes, refresh both copies with:
+
+    fastrollout crd > crds/fastrollout.io_fastrollouts.yaml && \
+        cp crds/fastrollout.io_fastrollouts.yaml charts/fastrollout/files/crd.yaml
+
+The first tests need only Python. The rest render the chart with `helm template`; helm is taken from
+$HELM, the test bed's cache (tests/cluster/versions.sh: ~/.cache/fastrollout/bin/*/helm) or PATH, and
+those tests are skipped, saying so, when there is none.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "fastrollout"
+GENERATED_CRD = ROOT / "crds" / "fastrollout.io_fastrollouts.yaml"
+CHART_CRD = CHART / "files" / "crd.yaml"
+RELEASE, NAMESPACE = "fr", "fastrollout-system"
+
+# What the operator may do, and nothing more (charts/fastrollout/templates/_rbac.tpl says why).
+NAMESPACED_GRANTS = {
+    ("fastrollout.io", "fastrollouts"): {"get", "list", "watch", "patch"},
+    ("fastrollout.io", "fastrollouts/status"): {"get", "patch"},
+    ("apps", "replicasets"): {"get", "list", "watch", "create", "patch", "delete"},
+    ("", "pods"): {"list", "watch", "deletecollection"},
+    ("discovery.k8s.io", "endpointslices"): {"list", "watch"},
+    ("", "events"): {"create", "patch"},
+    ("events.k8s.io", "events"): {"create", "patch"},
+}
+CLUSTER_GRANTS = {
+    ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
+    ("", "namespaces"): {"list", "watch"},
+}
+
+Obj = dict[str, Any]
+
+
+# --- without helm -------------------------------------------------------------------------------
+
+
+def test_chart_crd_is_the_generated_crd() -> None:
+    assert CHART_CRD.read_bytes() == GENERATED_CRD.read_bytes(), (
+        f"{CHART_CRD.relative_to(ROOT)} differs from {GENERATED_CRD.relative_to(ROOT)}; refresh it: "
+        f"cp {GENERATED_CRD.relative_to(ROOT)} {CHART_CRD.relative_to(ROOT)}"
+    )
+
+
+def test_generated_crd_metadata_is_only_its_name() -> None:
+    # templates/crd.yaml writes metadata itself and takes only `spec:` from the file.
+    crd = yaml.safe_load(GENERATED_CRD.read_text())
+    assert set(crd) == {"apiVersion", "kind", "metadata", "spec"}
+    assert crd["metadata"] == {"name": "fastrollouts.fastrollout.io"}
+
+
+def documented_paths(values_text: str) -> set[str]:
+    """Dotted paths of the keys in values.yaml that carry a helm-docs `# --` comment right above."""
+    documented: set[str] = set()
+    stack: list[str] = []
+    pending = False
+    for line in values_text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("# --"):
+            pending = True
+            continue
+        if stripped.startswith("#"):
+            continue
+        key = re.match(r"^( *)([A-Za-z][\w.-]*):", line)
+        if key:
+            depth = len(key.group(1)) // 2
+            stack = [*stack[:depth], key.group(2)]
+            if pending:
+                documented.add(".".join(stack))
+        pending = False
+    return documented
+
+
+def undocumented(values: Obj, documented: set[str], prefix: str = "") -> Iterator[str]:
+    """Keys neither documented nor a parent of documented keys (a map documented whole counts once)."""
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        if path in documented:
+            continue
+        if isinstance(value, dict) and value:
+            yield from undocumented(value, documented, f"{path}.")
+        else:
+            yield path
+
+
+def test_every_value_is_documented() -> None:
+    text = (CHART / "values.yaml").read_text()
+    assert list(undocumented(yaml.safe_load(text), documented_paths(text))) == []
+
+
+def schema_mismatches(values: Any, schema: Obj, path: str = "<root>") -> Iterator[str]:
+    """Values keys missing from the schema, and schema objects that would accept unknown keys."""
+    if schema.get("type") == "object" and "additionalProperties" not in schema:
+        yield f"{path}: object without additionalProperties"
+    if "properties" in schema and schema.get("additionalProperties") is not False:
+        yield f"{path}: properties listed but unknown keys accepted"
+    for name, sub in schema.get("properties", {}).items():
+        yield from schema_mismatches(
+            values.get(name) if isinstance(values, dict) else None, sub, f"{path}.{name}"
+        )
+    if "properties" in schema and isinstance(values, dict):
+        yield from (f"{path}.{k}: not in the schema" for k in values if k not in schema["properties"])
+
+
+def test_schema_lists_every_value_and_rejects_unknown_keys() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    # Free-form Kubernetes objects inside affinity and tolerations are the only open maps.
+    found = [
+        m for m in schema_mismatches(values, schema) if ".affinity." not in m and ".tolerations" not in m
+    ]
+    assert found == []
+
+
+def test_schema_accepts_the_defaults() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    jsonschema.Draft7Validator.check_schema(schema)
+    jsonschema.validate(yaml.safe_load((CHART / "values.yaml").read_text()), schema)
+
+
+# --- with helm ----------------------------------------------------------------------------------
+
+
+def find_helm() -> str | None:
+    if os.environ.get("HELM"):
+        return os.environ["HELM"]
+    cache = os.environ.get("FASTROLLOUT_CACHE") or str(
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fastrollout"
+    )
+    built = sorted(Path(cache).glob("bin/*/helm"))
+    return str(built[-1]) if built else shutil.which("helm")
+
+
+HELM = find_helm()
+needs_helm = pytest.mark.skipif(
+    HELM is None,
+    reason="helm not found ($HELM, ~/.cache/fastrollout/bin/*/helm from tests/cluster/build.sh, or PATH)",
+)
+
+
+def helm(*args: str) -> subprocess.CompletedProcess[str]:
+    assert HELM is not None
+    return subprocess.run([HELM, *args], capture_output=True, text=True, check=False, timeout=120)
+
+
+def render(*sets: str, api_versions: tuple[str, ...] = ()) -> list[Obj]:
+    args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE]
+    for value in sets:
+        args += ["--set", value]
+    for api in api_versions:
+        args += ["--api-versions", api]
+    result = helm(*args)
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def one(objects: list[Obj], kind: str) -> Obj:
+    found = [o for o in objects if o["kind"] == kind]
+    assert len(found) == 1, f"{len(found)} {kind} objects"
+    return found[0]
+
+
+def of_kind(objects: list[Obj], kind: str) -> list[Obj]:
+    return [o for o in objects if o["kind"] == kind]
+
+
+def grants(rules: list[Obj]) -> dict[tuple[str, str], set[str]]:
+    """(apiGroup, resource) -> verbs; any wildcard, resourceNames or nonResourceURLs fails."""
+    out: dict[tuple[str, str], set[str]] = {}
+    for rule in rules:
+        assert set(rule) == {"apiGroups", "resources", "verbs"}, rule
+        assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"], rule
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                out.setdefault((group, resource), set()).update(rule["verbs"])
+    return out
+
+
+def operator_container(objects: list[Obj]) -> Obj:
+    containers = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    return dict(containers[0])
+
+
+@needs_helm
+def test_helm_lint() -> None:
+    result = helm("lint", "--strict", str(CHART))
+    assert result.returncode == 0, result.stdout + result.stderr
+    namespaced = helm("lint", "--strict", str(CHART), "--set", "watchNamespaces={a,b}")
+    assert namespaced.returncode == 0, namespaced.stdout + namespaced.stderr
+
+
+@needs_helm
+def test_cluster_wide_rbac_is_exactly_what_the_operator_uses() -> None:
+    objects = render()
+    assert grants(one(objects, "ClusterRole")["rules"]) == {**NAMESPACED_GRANTS, **CLUSTER_GRANTS}
+    assert of_kind(objects, "Role") == of_kind(objects, "RoleBinding") == []
+    binding = one(objects, "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == one(objects, "ClusterRole")["metadata"]["name"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "fr-fastrollout", "namespace": NAMESPACE}
+    ]
+    assert not [a for a in operator_container(objects)["args"] if a.startswith("--namespace")]
+
+
+@needs_helm
+def test_watch_namespaces_get_a_role_each_and_a_discovery_only_clusterrole() -> None:
+    objects = render("watchNamespaces={team-a,team-b}")
+    assert grants(one(objects, "ClusterRole")["rules"]) == CLUSTER_GRANTS
+    roles = of_kind(objects, "Role")
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+    for role in roles:
+        assert grants(role["rules"]) == NAMESPACED_GRANTS
+    bindings = of_kind(objects, "RoleBinding")
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
+    for binding in bindings:
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": "fr-fastrollout",
+        }
+        assert binding["subjects"][0]["namespace"] == NAMESPACE
+    args = operator_container(objects)["args"]
+    assert [a for a in args if a.startswith("--namespace")] == ["--namespace=team-a", "--namespace=team-b"]
+
+
+@needs_helm
+def test_rbac_create_false_renders_no_rbac() -> None:
+    objects = render("rbac.create=false")
+    assert [o["kind"] for o in objects if "Role" in o["kind"]] == []
+
+
+@needs_helm
+def test_operator_pod_is_locked_down_and_budgeted() -> None:
+    objects = render()
+    deployment = one(objects, "Deployment")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 65532
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    container = operator_container(objects)
+    security = container["securityContext"]
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert security["runAsUser"] == 65532
+    assert container["resources"] == {
+        "requests": {"cpu": "100m", "memory": "256Mi"},
+        "limits": {"memory": "512Mi"},
+    }
+    assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+    assert pod["volumes"][0]["name"] == "tmp"
+    assert "emptyDir" in pod["volumes"][0]
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"metrics": 8080, "health": 8081}
+    assert container["command"] == ["fastrollout", "run"]
+    assert container["args"][:2] == ["--metrics-port=8080", "--health-port=8081"]
+    assert container["image"] == "fastrollout:0.1.0"
+    assert container["imagePullPolicy"] == "IfNotPresent"
+
+
+@needs_helm
+def test_image_and_scheduling_values_reach_the_pod() -> None:
+    objects = render(
+        "image.repository=registry.example/fastrollout",
+        "image.tag=1.2.3",
+        "image.pullPolicy=Never",
+        "priorityClassName=system-cluster-critical",
+        "extraArgs={--verbose}",
+        "podAnnotations.team=platform",
+    )
+    container = operator_container(objects)
+    assert container["image"] == "registry.example/fastrollout:1.2.3"
+    assert container["imagePullPolicy"] == "Never"
+    assert container["args"][-1] == "--verbose"
+    template = one(objects, "Deployment")["spec"]["template"]
+    assert template["spec"]["priorityClassName"] == "system-cluster-critical"
+    assert template["metadata"]["annotations"] == {"team": "platform"}
+    test_pod = one(objects, "Pod")
+    assert test_pod["spec"]["containers"][0]["image"] == "registry.example/fastrollout:1.2.3"
+    digest = "sha256:" + "a" * 64
+    assert operator_container(render(f"image.digest={digest}"))["image"] == f"fastrollout@{digest}"
+
+
+@needs_helm
+def test_crd_is_the_generated_crd_kept_on_uninstall() -> None:
+    crd = one(render(), "CustomResourceDefinition")
+    metadata = crd.pop("metadata")
+    assert metadata["annotations"] == {"helm.sh/resource-policy": "keep"}
+    assert metadata["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+    generated = yaml.safe_load(GENERATED_CRD.read_text())
+    assert metadata["name"] == generated.pop("metadata")["name"]
+    assert crd == generated
+
+
+@needs_helm
+def test_crd_policy_values() -> None:
+    unkept = one(render("crds.keep=false"), "CustomResourceDefinition")
+    assert "annotations" not in unkept["metadata"]
+    assert of_kind(render("crds.enabled=false"), "CustomResourceDefinition") == []
+
+
+@needs_helm
+def test_metrics_service_and_optional_service_monitor() -> None:
+    objects = render()
+    service = one(objects, "Service")
+    assert service["spec"]["ports"] == [
+        {"name": "metrics", "port": 8080, "targetPort": "metrics", "protocol": "TCP"}
+    ]
+    assert service["spec"]["selector"] == one(objects, "Deployment")["spec"]["selector"]["matchLabels"]
+    assert of_kind(objects, "ServiceMonitor") == []
+    monitor = one(render("metrics.serviceMonitor.enabled=true"), "ServiceMonitor")
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    broken = helm(
+        "template",
+        RELEASE,
+        str(CHART),
+        "--set",
+        "metrics.serviceMonitor.enabled=true,metrics.service.enabled=false",
+    )
+    assert broken.returncode != 0
+    assert "metrics.service.enabled" in broken.stderr
+
+
+@needs_helm
+def test_chart_test_pod_lists_fastrollouts_with_the_operator_identity() -> None:
+    objects = render("watchNamespaces={team-a}")
+    pod = one(objects, "Pod")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    assert pod["spec"]["serviceAccountName"] == one(objects, "ServiceAccount")["metadata"]["name"]
+    container = pod["spec"]["containers"][0]
+    assert container["image"] == operator_container(objects)["image"]
+    assert container["command"][:2] == ["python", "-c"]
+    assert {"name": "WATCH_NAMESPACES", "value": "team-a"} in container["env"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    compile(container["command"][2], "test-crd-served", "exec")
+    # The test pod must not be selected by the metrics Service.
+    selector = one(objects, "Service")["spec"]["selector"]
+    assert not selector.items() <= pod["metadata"]["labels"].items()
+
+
+@needs_helm
+@pytest.mark.parametrize(
+    "bad",
+    [
+        pytest.param("bogus=1", id="unknown-top-level-key"),
+        pytest.param("image.bogus=x", id="unknown-nested-key"),
+        pytest.param("metrics.serviceMonitor.bogus=true", id="unknown-deep-key"),
+        pytest.param("replicaCount=2", id="more-than-one-replica"),
+        pytest.param("image.pullPolicy=Sometimes", id="bad-pull-policy"),
+        pytest.param("watchNamespaces={Not_A_Namespace}", id="bad-namespace"),
+    ],
+)
+def test_schema_rejects_bad_values(bad: str) -> None:
+    result = helm("template", RELEASE, str(CHART), "--set", bad)
+    assert result.returncode != 0, f"--set {bad} was accepted"
+    assert "schema" in result.stderr.lower(), result.stderr
