@@ -1,0 +1,366 @@
+"""kopf wiring: FastRollout events in, one level-triggered reconcile loop per FastRollout.
+
+kopf watches only FastRollouts. It has no handler for pods or ReplicaSets at all, so it never puts
+an annotation or finalizer on them; it writes nothing to FastRollouts either (only `on.event`, which
+stores no progress and needs no finalizer). Children come from `observe`'s shared watches.
+
+Why our own loop instead of `@kopf.daemon`: a kopf daemon puts a finalizer on every FastRollout, so
+deleting one would hang while the operator is down. A task per FastRollout, started by its first
+event and cancelled by its DELETED event, does the same job without it.
+
+One pass (`Reconciler.reconcile`): read the FastRollout fresh (GET), validate its spec, take the
+cache's snapshot, `plan.decide()`, apply, record metrics. A pass runs when something changed (the
+FastRollout, or a child: `observe` calls the wake callback) or when the plan asked to be re-run
+(`requeue_after`, e.g. a progress deadline). Wakes coalesce: the first change in a quiet period is
+planned after COALESCE_SECONDS, and passes for one FastRollout start at most once per MIN_INTERVAL,
+so 4,000 pod events in a burst cost a handful of passes, and a change shows in status within ~1 s.
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from pydantic import ValidationError
+
+from fastrollout.api import GROUP, PLURAL, VERSION, FastRolloutSpec, FastRolloutStatus
+from fastrollout.apply import HTTP_NOT_FOUND, Applier, Target
+from fastrollout.metrics import Metrics
+from fastrollout.observe import Observer
+from fastrollout.plan import decide
+from fastrollout.plan.model import Event, Rollout
+
+logger = logging.getLogger(__name__)
+
+Key = tuple[str, str]  # (namespace, name)
+
+COALESCE_SECONDS = 0.05
+MIN_INTERVAL = 0.5
+SYNC_POLL_SECONDS = 0.2
+ERROR_BACKOFF = (1.0, 30.0)
+INVALID_SPEC = "InvalidSpec"
+
+
+@dataclass(frozen=True)
+class Options:
+    """What `fastrollout run` was asked for."""
+
+    configuration: client.Configuration
+    namespaces: tuple[str, ...] = ()  # empty: all namespaces
+    metrics_port: int = 8080
+    health_port: int = 8081
+
+
+@dataclass
+class Runtime:
+    """The operator's shared parts, made at startup and kept in kopf's memo."""
+
+    options: Options
+    api: client.ApiClient
+    observer: Observer
+    applier: Applier
+    metrics: Metrics
+    waker: "Waker"
+    reconcilers: dict[Key, "Reconciler"] = field(default_factory=dict)
+
+
+class Waker:
+    """Carries wakes from watcher threads to the event loop: one loop callback per burst, not per event."""
+
+    def __init__(self, deliver: Callable[[Key], None]) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._deliver = deliver
+        self._lock = threading.Lock()
+        self._pending: set[Key] = set()
+        self._scheduled = False
+
+    def __call__(self, namespace: str, name: str) -> None:
+        with self._lock:
+            self._pending.add((namespace, name))
+            if self._scheduled or self._loop is None:
+                return
+            self._scheduled = True
+            loop = self._loop
+        loop.call_soon_threadsafe(self._drain)
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Starts delivering on `loop`, beginning with whatever arrived before."""
+        with self._lock:
+            self._loop, self._scheduled = loop, True
+        loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        with self._lock:
+            keys, self._pending, self._scheduled = self._pending, set(), False
+        for key in keys:
+            self._deliver(key)
+
+
+def validation_message(error: ValidationError) -> str:
+    """A pydantic error as one line a person can act on: `spec.strategy.maxSurge: ...; ...`."""
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in ("spec", *item["loc"]))
+        parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)
+
+
+class Reconciler:
+    """The level-triggered loop of one FastRollout."""
+
+    def __init__(self, runtime: Runtime, key: Key) -> None:
+        self._runtime = runtime
+        self.key = key
+        self._wake = asyncio.Event()
+        self._first_wake: float | None = None
+        self._task = asyncio.create_task(self._loop(), name=f"reconcile-{key[0]}/{key[1]}")
+
+    def wake(self) -> None:
+        if self._first_wake is None:
+            self._first_wake = time.monotonic()
+        self._wake.set()
+
+    async def stop(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def _loop(self) -> None:
+        requeue: float | None = 0.0
+        last_start = -MIN_INTERVAL
+        error_delay = ERROR_BACKOFF[0]
+        while True:
+            if requeue is None or requeue > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=requeue)
+            while not self._runtime.observer.synced:
+                await asyncio.sleep(SYNC_POLL_SECONDS)  # never plan from a half-filled cache
+            # Let the rest of a burst arrive, and keep passes at least MIN_INTERVAL apart.
+            await asyncio.sleep(max(COALESCE_SECONDS, last_start + MIN_INTERVAL - time.monotonic()))
+            self._wake.clear()
+            woken, self._first_wake = self._first_wake, None
+            last_start = time.monotonic()
+            try:
+                requeue = await self.reconcile(woken)
+                error_delay = ERROR_BACKOFF[0]
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("%s/%s: reconcile failed; retrying in %.0fs", *self.key, error_delay)
+                requeue, error_delay = error_delay, min(error_delay * 2, ERROR_BACKOFF[1])
+
+    async def _read(self) -> dict[str, Any] | None:
+        namespace, name = self.key
+        api = client.CustomObjectsApi(self._runtime.api)
+        try:
+            response: Any = await asyncio.to_thread(
+                api.get_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                name,
+                _preload_content=False,
+            )
+        except ApiException as error:
+            if error.status == HTTP_NOT_FOUND:
+                return None
+            raise
+        body: dict[str, Any] = json.loads(response.data)
+        return body
+
+    async def reconcile(self, woken: float | None = None) -> float | None:
+        """One pass; returns seconds until the next pass is due without a wake (None: only on wake)."""
+        started = time.monotonic()
+        body = await self._read()
+        if body is None:
+            return None  # deleted; the DELETED event stops this loop
+        namespace, name = self.key
+        metadata = body.get("metadata") or {}
+        target = Target(namespace=namespace, name=name, uid=str(metadata.get("uid", "")))
+        current: Mapping[str, Any] = body.get("status") or {}
+        runtime = self._runtime
+        try:
+            status = FastRolloutStatus.model_validate(current)
+        except ValidationError:
+            status = FastRolloutStatus()  # unreadable (hand-edited) status: plan as if new
+        generation = int(metadata.get("generation") or 0)
+        try:
+            spec = FastRolloutSpec.model_validate(body.get("spec") or {})
+        except ValidationError as error:
+            await self._invalid(target, current, status, generation, validation_message(error))
+            return None
+        now = datetime.now(UTC)
+        observed = runtime.observer.snapshot(namespace, name, spec)
+        rollout = Rollout(name=name, namespace=namespace, generation=generation, spec=spec, status=status)
+        plan = decide(rollout, observed, now)
+        written = await runtime.applier.apply(target, plan, current)
+        finished = time.monotonic()
+        runtime.metrics.reconcile.observe(finished - started)
+        runtime.metrics.record(namespace, name, status, plan.status)
+        if plan.actions or written:
+            latency = f", {finished - woken:.3f}s after the first change" if woken is not None else ""
+            logger.info(
+                "%s/%s: phase=%s, %d action(s), status %s, pass %.3fs%s",
+                namespace,
+                name,
+                plan.status.phase,
+                len(plan.actions),
+                "written" if written else "unchanged",
+                finished - started,
+                latency,
+            )
+        return plan.requeue_after
+
+    async def _invalid(
+        self,
+        target: Target,
+        current: Mapping[str, Any],
+        status: FastRolloutStatus,
+        generation: int,
+        message: str,
+    ) -> None:
+        """An invalid spec: say so once (Warning event + status message), change nothing else."""
+        text = f"invalid spec: {message}"
+        if status.message != text:
+            await self._runtime.applier.post_event(
+                target, Event(INVALID_SPEC, text, warning=True), datetime.now(UTC)
+            )
+        new = status.model_copy(update={"observed_generation": generation, "message": text})
+        await self._runtime.applier.write_status(target, current, new)
+
+
+def _runtime(memo: Any) -> Runtime:
+    runtime: Runtime = memo.runtime
+    return runtime
+
+
+@kopf.on.login()
+def login(memo: Any, **_: Any) -> kopf.ConnectionInfo:
+    """kopf talks to the same cluster, with the same credentials, as the `kubernetes` client."""
+    config = _runtime(memo).options.configuration
+    header = config.get_api_key_with_prefix("BearerToken") or config.get_api_key_with_prefix("authorization")
+    scheme, _sep, token = (header or "").rpartition(" ")
+    return kopf.ConnectionInfo(
+        server=config.host,
+        ca_path=config.ssl_ca_cert,
+        insecure=not config.verify_ssl,
+        username=config.username or None,
+        password=config.password or None,
+        scheme=scheme or None,
+        token=token or None,
+        certificate_path=config.cert_file,
+        private_key_path=config.key_file,
+    )
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
+    runtime = _runtime(memo)
+    # Standalone: kopf's peering only pauses lower-priority operators (no leader election) and needs
+    # its own KopfPeering CRD and RBAC; the chart runs one replica with the Recreate strategy instead.
+    settings.peering.standalone = True
+    # kopf posts its own log lines as Kubernetes events from this level on; our steps post their own.
+    settings.posting.level = logging.WARNING
+    # No runtime scanning: no list/watch of CRDs and namespaces, so no RBAC for them. The CLI checks
+    # at start that the CRD is served; watched namespaces are given on the command line.
+    settings.scanning.disabled = True
+    # Reconnect silently-dead watches of FastRollouts.
+    settings.watching.server_timeout = 270
+    settings.watching.client_timeout = 300
+    runtime.waker.attach(asyncio.get_running_loop())
+    runtime.observer.start()
+    runtime.metrics.serve(runtime.options.metrics_port)
+    logger.info(
+        "started %d child watches in %s; metrics on :%d",
+        runtime.observer.watch_count,
+        ", ".join(runtime.options.namespaces) or "all namespaces",
+        runtime.options.metrics_port,
+    )
+
+
+@kopf.on.probe(id="children_synced")
+def children_synced(memo: Any, **_: Any) -> bool:
+    return _runtime(memo).observer.synced
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: Any, **_: Any) -> None:
+    runtime = _runtime(memo)
+    for reconciler in list(runtime.reconcilers.values()):
+        await reconciler.stop()
+    runtime.reconcilers.clear()
+    await asyncio.to_thread(runtime.observer.stop)
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def fastrollout_event(
+    type: str,
+    body: kopf.Body,
+    namespace: str | None,
+    name: str,
+    memo: Any,
+    **_: Any,
+) -> None:
+    runtime = _runtime(memo)
+    if namespace is None:
+        return  # FastRollouts are namespaced; keeps the type checker honest
+    key = (namespace, name)
+    if type == "DELETED":
+        reconciler = runtime.reconcilers.pop(key, None)
+        if reconciler is not None:
+            await reconciler.stop()
+        runtime.observer.forget(namespace, name)
+        runtime.metrics.forget(namespace, name)
+        return
+    service = body.get("spec", {}).get("serviceName")
+    runtime.observer.track(namespace, name, service if isinstance(service, str) else None)
+    reconciler = runtime.reconcilers.get(key)
+    if reconciler is None:
+        reconciler = runtime.reconcilers[key] = Reconciler(runtime, key)
+    reconciler.wake()
+
+
+def make_runtime(options: Options) -> Runtime:
+    api = client.ApiClient(options.configuration)
+    reconcilers: dict[Key, Reconciler] = {}
+
+    def deliver(key: Key) -> None:
+        reconciler = reconcilers.get(key)
+        if reconciler is not None:
+            reconciler.wake()
+
+    waker = Waker(deliver)
+    return Runtime(
+        options=options,
+        api=api,
+        observer=Observer(api, options.namespaces or None, waker),
+        applier=Applier(api),
+        metrics=Metrics(),
+        waker=waker,
+        reconcilers=reconcilers,
+    )
+
+
+def run(options: Options) -> None:
+    """Runs the operator until SIGINT/SIGTERM."""
+    runtime = make_runtime(options)
+    namespaces: Sequence[str] = options.namespaces
+    asyncio.run(
+        kopf.operator(
+            standalone=True,
+            clusterwide=not namespaces,
+            namespaces=namespaces,
+            liveness_endpoint=f"http://0.0.0.0:{options.health_port}/healthz",
+            memo=kopf.Memo(runtime=runtime),
+        )
+    )
