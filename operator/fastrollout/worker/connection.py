@@ -21,6 +21,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import BinaryIO
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -45,11 +46,17 @@ class _BadRequestError(Exception):
         self.status = status
 
 
-def serve_connection(conn: socket.socket, handler: Handler, read_timeout: float) -> int | None:
-    """Read one request, answer it, close. Returns the status sent, or None if nothing was sent.
+def serve_connection(
+    conn: socket.socket,
+    handler: Handler,
+    read_timeout: float,
+    on_response: Callable[[int], object] = lambda _status: None,
+) -> None:
+    """Read one request, answer it, close.
 
-    Never raises for anything a client does; ``read_timeout`` bounds each read so a silent client
-    cannot hold the worker's only slot for long.
+    ``on_response(status)`` runs just *before* the response is written, so anyone who has read a
+    response also finds it in the metrics. Never raises for anything a client does; ``read_timeout``
+    bounds each read so a silent client cannot hold the worker's only slot for long.
     """
     conn.settimeout(read_timeout)
     rfile = conn.makefile("rb")
@@ -61,14 +68,13 @@ def serve_connection(conn: socket.socket, handler: Handler, read_timeout: float)
             response = _call(handler, request)
         except _BadRequestError as exc:
             response = text_response(exc.status, str(exc))
+        on_response(response.status)
         conn.sendall(_encode(response, head=method == "HEAD"))
     except (_ClientGoneError, OSError) as exc:
-        log.debug("connection ended without a response: %r", exc)
-        return None
+        log.debug("connection ended without a full response: %r", exc)
     finally:
         rfile.close()
         _linger_close(conn)
-    return response.status
 
 
 def _read_request(rfile: BinaryIO, conn: socket.socket) -> Request:

@@ -19,6 +19,7 @@ Set ``WORKER_DRAIN_DEADLINE_SECONDS`` when the pod's grace period or preStop dif
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -27,6 +28,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from fastrollout.worker.connection import serve_connection
@@ -87,8 +89,9 @@ def serve(
             bind(host, metrics_port), lambda c: serve_connection(c, probes, 5.0), concurrent=True
         )
         worker = Listener(bind(host, port), lambda conn: _serve_counted(conn, handler, state, read_timeout))
-        threading.Thread(target=admin.run, name="probes", daemon=True).start()
-        threading.Thread(target=_run, args=(worker, events), name="worker", daemon=True).start()
+        with _signals_blocked():
+            threading.Thread(target=admin.run, name="probes", daemon=True).start()
+            threading.Thread(target=_run, args=(worker, events), name="worker", daemon=True).start()
         try:
             state.mark_serving()
             log.info(
@@ -111,12 +114,24 @@ def serve(
 
 
 def _serve_counted(conn: socket.socket, handler: Handler, state: WorkerState, read_timeout: float) -> None:
-    state.request_started()
-    status = None
+    with state.request() as responded:
+        serve_connection(conn, handler, read_timeout, on_response=responded)
+
+
+@contextlib.contextmanager
+def _signals_blocked() -> Iterator[None]:
+    """Threads started inside inherit a signal mask without SIGTERM and SIGINT.
+
+    The kernel delivers a process signal to any thread that does not block it. If that is not the
+    main thread while the main thread sleeps in a lock wait, Python notes the signal but nothing
+    wakes the main thread to run the handler. With every other thread blocking them, the signals
+    reach the main thread and interrupt its wait at once.
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
     try:
-        status = serve_connection(conn, handler, read_timeout)
+        yield
     finally:
-        state.request_finished(status)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _run(listener: Listener, events: queue.SimpleQueue[int | _Stopped]) -> None:

@@ -7,9 +7,10 @@ the standard library and runs on a bare ``python3`` image.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 PREFIX = "fastrollout_worker"
@@ -51,16 +52,30 @@ class WorkerState:
         with self._lock:
             self._draining = True
 
-    def request_started(self) -> None:
+    @contextlib.contextmanager
+    def request(self) -> Iterator[Callable[[int], None]]:
+        """In flight from entry until the yielded ``responded(status)`` is called or the block ends.
+
+        ``responded`` is called just before the response is written, so a client that has its
+        answer already sees it counted. A block that ends without it (the client left) counts nothing.
+        """
+        done = False
+
+        def finish(status: int | None) -> None:
+            nonlocal done
+            with self._lock:
+                if not done:
+                    done = True
+                    self._in_flight -= 1
+                    if status is not None:
+                        self._handled[status] += 1
+
         with self._lock:
             self._in_flight += 1
-
-    def request_finished(self, status: int | None) -> None:
-        """``status`` None: the client left before a response was sent; not counted as handled."""
-        with self._lock:
-            self._in_flight -= 1
-            if status is not None:
-                self._handled[status] += 1
+        try:
+            yield finish
+        finally:
+            finish(None)
 
     def snapshot(self) -> Snapshot:
         with self._lock:
