@@ -1,8 +1,9 @@
-"""The reference worker as a real process: one request at a time, drain on SIGTERM, metrics.
+"""The worker contract, proven on real processes: one request at a time, drain on SIGTERM, metrics.
 
-Each test starts ``python -m fastrollout.worker`` on loopback with ephemeral ports (read back from
-its ``worker listening`` log line) and waits on observable conditions (metrics, probe answers, exit),
-never on a fixed sleep.
+Each test runs twice: against the reference worker (``python -m fastrollout.worker``) and against the
+Node.js example (``examples/node-worker``), which must keep the same contract. Workers listen on
+loopback with ephemeral ports (read back from their ``worker listening`` log line); tests wait on
+observable conditions (metrics, probe answers, exit), never on a fixed sleep.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,7 +25,12 @@ from typing import Any
 
 import pytest
 
-SRC = Path(__file__).resolve().parents[2] / "operator"
+ROOT = Path(__file__).resolve().parents[2]
+SRC = ROOT / "operator"
+COMMANDS = {
+    "python": [sys.executable, "-m", "fastrollout.worker"],
+    "node": ["node", str(ROOT / "examples" / "node-worker" / "server.js")],
+}
 LISTENING = re.compile(r"worker listening port=(\d+) metrics_port=(\d+)")
 SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
 LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
@@ -75,7 +82,7 @@ def parse_metrics(text: str) -> Metrics:
 class Worker:
     """One reference worker process and its log."""
 
-    def __init__(self, **env: str) -> None:
+    def __init__(self, command: list[str], **env: str) -> None:
         self.log: list[str] = []
         self._listening = threading.Event()
         self.port = self.metrics_port = 0
@@ -90,7 +97,7 @@ class Worker:
             **env,
         }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "fastrollout.worker"],
+            command,
             env=full_env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -133,13 +140,16 @@ class Worker:
         return code
 
 
-@pytest.fixture
-def spawn() -> Iterator[Callable[..., Worker]]:
-    """Start workers; kill (by PID) any still running at the end of the test."""
+NODE_MISSING = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+
+
+@pytest.fixture(params=["python", pytest.param("node", marks=NODE_MISSING)])
+def spawn(request: pytest.FixtureRequest) -> Iterator[Callable[..., Worker]]:
+    """Start workers of one implementation; kill (by PID) any still running when the test ends."""
     started: list[Worker] = []
 
     def start(**env: str) -> Worker:
-        worker = Worker(**env)
+        worker = Worker(COMMANDS[request.param], **env)
         started.append(worker)
         return worker
 

@@ -1,0 +1,142 @@
+'use strict';
+// A drain-safe single-request worker in Node.js, built-in modules only.
+// It keeps the contract in docs/worker-contract.md; fastrollout.worker is the Python twin.
+//
+//   WORKER_VERSION, POD_NAME       what responses and metrics report (POD_NAME falls back to the hostname)
+//   PORT, METRICS_PORT, HOST       worker port (default 8080), probe/metrics port (9090), bind address
+//   WORKER_DRAIN_DELAY_SECONDS     keep accepting this long after SIGTERM (default 0: preStop covers it)
+//   WORKER_DRAIN_DEADLINE_SECONDS  exit 124 if draining takes longer (default 590)
+//   WORKER_CRASH_ON_START=1        exit 1 at once (failed-rollout tests)
+const http = require('node:http');
+const net = require('node:net');
+const os = require('node:os');
+const { setTimeout: sleep } = require('node:timers/promises');
+
+const env = process.env;
+const VERSION = env.WORKER_VERSION || 'dev';
+const POD = env.POD_NAME || os.hostname();
+const HOST = env.HOST || undefined; // undefined: all addresses, IPv4 and IPv6
+const DRAIN_DELAY_MS = 1000 * Number(env.WORKER_DRAIN_DELAY_SECONDS || 0);
+const DRAIN_DEADLINE_MS = 1000 * Number(env.WORKER_DRAIN_DEADLINE_SECONDS || 590);
+const EXIT_DEADLINE = 124;
+const log = (msg) => console.error(`${new Date().toISOString()} ${msg}`);
+
+if (env.WORKER_CRASH_ON_START === '1') {
+  log('WORKER_CRASH_ON_START=1: exiting 1 on purpose');
+  process.exit(1);
+}
+
+// The application's work. It must be asynchronous: a blocked event loop would also block the
+// probe server below, and the kubelet would see a healthy, busy pod as dead.
+async function handle(path, query) {
+  if (path !== '/') return json(404, { error: 'not found', version: VERSION, pod: POD });
+  const seconds = Number(query.get('sleep') ?? '0');
+  if (!(seconds >= 0 && seconds <= 3600)) return json(400, { error: 'sleep must be 0..3600' });
+  const started = Date.now() / 1000;
+  await sleep(seconds * 1000);
+  return json(200, { version: VERSION, pod: POD, sleep: seconds, started, finished: Date.now() / 1000 });
+}
+
+function json(status, payload) {
+  return { status, type: 'application/json', body: JSON.stringify(payload) + '\n' };
+}
+
+// One request at a time. Node accepts every connection at once, so the queue lives here instead
+// of in the kernel's backlog: requests wait, they are never refused or reset.
+const queue = [];
+let busy = false;
+let draining = false;
+const handled = new Map();
+
+function serveNext() {
+  if (busy || queue.length === 0) return;
+  busy = true;
+  const { req, res } = queue.shift();
+  const url = new URL(req.url, 'http://worker');
+  handle(url.pathname, url.searchParams)
+    .catch((err) => {
+      log(`handler failed: ${err.stack}`);
+      return { status: 500, type: 'text/plain', body: 'internal error\n' };
+    })
+    .then(({ status, type, body }) => {
+      // Connection: close on every response: kube-proxy balances connections, so a kept-alive
+      // connection would keep feeding a draining pod; one request per connection avoids that.
+      res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body), Connection: 'close' });
+      handled.set(status, (handled.get(status) || 0) + 1); // before sending: a client that has its
+      res.end(body); //                                       answer already finds it counted
+      busy = false;
+      serveNext();
+    });
+}
+
+const worker = http.createServer((req, res) => {
+  req.resume(); // read (and drop) any body now, so a queued request is complete and never times out
+  req.on('end', () => {
+    queue.push({ req, res });
+    serveNext();
+  });
+});
+
+function escape(value) {
+  return value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}
+
+function metrics() {
+  const p = 'fastrollout_worker';
+  const lines = [
+    `# HELP ${p}_requests_in_flight Requests being served now (at most 1).`,
+    `# TYPE ${p}_requests_in_flight gauge`,
+    `${p}_requests_in_flight ${busy ? 1 : 0}`,
+    `# HELP ${p}_requests_total Responses sent, by HTTP status code.`,
+    `# TYPE ${p}_requests_total counter`,
+    ...[...handled].sort().map(([code, n]) => `${p}_requests_total{code="${code}"} ${n}`),
+    `# HELP ${p}_version_info Always 1; labels name the worker's version and pod.`,
+    `# TYPE ${p}_version_info gauge`,
+    `${p}_version_info{version="${escape(VERSION)}",pod="${escape(POD)}"} 1`,
+    `# HELP ${p}_draining 1 once a termination signal arrived.`,
+    `# TYPE ${p}_draining gauge`,
+    `${p}_draining ${draining ? 1 : 0}`,
+    `# HELP ${p}_ready 1 while /readyz answers 200.`,
+    `# TYPE ${p}_ready gauge`,
+    `${p}_ready ${draining ? 0 : 1}`,
+  ];
+  return lines.join('\n') + '\n';
+}
+
+// Probes and scrapes on their own port, never queued behind the one request in flight.
+const admin = http.createServer((req, res) => {
+  const path = new URL(req.url, 'http://admin').pathname;
+  const [status, type, body] =
+    path === '/readyz' ? [draining ? 503 : 200, 'text/plain', draining ? 'draining\n' : 'ready\n']
+    : path === '/livez' ? [200, 'text/plain', 'alive\n'] // stays 200 while draining
+    : path === '/metrics' ? [200, 'text/plain; version=0.0.4; charset=utf-8', metrics()]
+    : [404, 'text/plain', 'try /readyz, /livez or /metrics\n'];
+  res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body) });
+  res.end(body);
+});
+
+function drain(signal) {
+  if (draining) return;
+  draining = true; // /readyz answers 503 from now on
+  log(`${signal}: not ready; stop accepting in ${DRAIN_DELAY_MS / 1000}s`);
+  setTimeout(() => {
+    log(`drain deadline passed with work unfinished: exiting ${EXIT_DEADLINE}`);
+    process.exit(EXIT_DEADLINE);
+  }, DRAIN_DEADLINE_MS).unref();
+  setTimeout(() => {
+    // net.Server's close, not http.Server's: since Node 19 the latter also destroys connections
+    // that have not sent their request yet, and those are clients that reached us in good faith.
+    net.Server.prototype.close.call(worker, () => {
+      log('drained: exiting 0');
+      process.exit(0);
+    });
+  }, DRAIN_DELAY_MS);
+}
+process.on('SIGTERM', drain);
+process.on('SIGINT', drain);
+
+worker.listen(Number(env.PORT ?? 8080), HOST, () => {
+  admin.listen(Number(env.METRICS_PORT ?? 9090), HOST, () => {
+    log(`worker listening port=${worker.address().port} metrics_port=${admin.address().port} version=${VERSION} pod=${POD}`);
+  });
+});
