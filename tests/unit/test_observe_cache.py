@@ -1,0 +1,181 @@
+"""The shared cache: per-revision counts, which FastRollouts each change wakes, relists."""
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fastrollout.api import FastRolloutSpec
+from fastrollout.observe.cache import ChildCache
+from fastrollout.observe.records import (
+    EndpointSliceRecord,
+    EndpointState,
+    PodRecord,
+    parse_endpoint_slice,
+    parse_pod,
+    parse_replica_set,
+)
+from fastrollout.plan.model import ReplicaSetView, RevisionPods
+
+DATA = Path(__file__).parent / "test_observe_data"
+TEMPLATE = {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "w", "image": "w:1"}]}}
+
+
+def load(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((DATA / f"{name}.json").read_text())
+    return loaded
+
+
+def spec(service: str | None = None) -> FastRolloutSpec:
+    return FastRolloutSpec.model_validate({"template": TEMPLATE, "serviceName": service})
+
+
+def pod(
+    name: str, revision: str = "new", *, ready: bool = True, terminating: bool = False, fleet: str = "web"
+) -> PodRecord:
+    version = {"new": "v2", "old": "v1"}.get(revision, revision)
+    return PodRecord(
+        "io-dev", fleet, name, revision, version, terminating=terminating, ready=ready, crashing=False
+    )
+
+
+class Wakes:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, namespace: str, name: str) -> None:
+        with self.lock:
+            self.seen.append((namespace, name))
+
+    def take(self) -> set[tuple[str, str]]:
+        with self.lock:
+            taken, self.seen = set(self.seen), []
+        return taken
+
+
+@pytest.fixture
+def wakes() -> Wakes:
+    return Wakes()
+
+
+@pytest.fixture
+def cache(wakes: Wakes) -> ChildCache:
+    return ChildCache(wakes)
+
+
+def test_counts_recorded_objects_per_revision(cache: ChildCache) -> None:
+    for name in ("pod_ready", "pod_terminating", "pod_crashloop", "pod_image_pull", "pod_pending"):
+        record = parse_pod(load(name))
+        assert record is not None
+        cache.pods.upsert(record)
+    replica_set = parse_replica_set(load("replicaset"))
+    assert replica_set is not None
+    cache.replica_sets.upsert(replica_set)
+
+    observed = cache.snapshot("io-dev", "web", spec())
+
+    assert observed.replica_sets == (ReplicaSetView("web-7c9d5f6b8", "7c9d5f6b8", "v2", 200),)
+    assert observed.pods == (
+        RevisionPods("5f2a1c4d9", "v1", replicas=0, ready=0, serving=0, draining=1, crashing=0),
+        RevisionPods("7c9d5f6b8", "v2", replicas=4, ready=1, serving=1, draining=0, crashing=2),
+    )
+
+
+def test_snapshot_with_service_uses_endpoint_slices(cache: ChildCache) -> None:
+    for name in ("pod_ready", "pod_terminating"):
+        record = parse_pod(load(name))
+        assert record is not None
+        cache.pods.upsert(record)
+    endpoint_slice = parse_endpoint_slice(load("endpointslice"))
+    assert endpoint_slice is not None
+    cache.slices.upsert(endpoint_slice)
+
+    observed = cache.snapshot("io-dev", "web", spec("web"))
+
+    # The terminating pod's endpoint is serving but not ready, and a ready endpoint exists: no traffic.
+    assert observed.pods_of("5f2a1c4d9").serving == 0
+    assert observed.pods_of("7c9d5f6b8").serving == 1
+
+
+def test_snapshot_is_scoped_to_one_fastrollout(cache: ChildCache) -> None:
+    cache.pods.upsert(pod("a"))
+    cache.pods.upsert(pod("b", fleet="other"))
+    assert cache.snapshot("io-dev", "web", spec()).pods == (RevisionPods("new", "v2", 1, 1, 1, 0, 0),)
+    assert cache.snapshot("elsewhere", "web", spec()).pods == ()
+
+
+def test_pod_change_wakes_its_fastrollout_once(cache: ChildCache, wakes: Wakes) -> None:
+    cache.pods.upsert(pod("a", ready=False))
+    assert wakes.take() == {("io-dev", "web")}
+    cache.pods.upsert(pod("a", ready=False))  # same kept fields (e.g. only the pod IP changed)
+    assert wakes.take() == set()
+    cache.pods.upsert(pod("a", ready=True))
+    assert wakes.take() == {("io-dev", "web")}
+    cache.pods.delete("io-dev", "a")
+    assert wakes.take() == {("io-dev", "web")}
+    cache.pods.delete("io-dev", "a")  # unknown: nothing to do
+    assert wakes.take() == set()
+
+
+def test_relabelled_pod_moves_and_wakes_both(cache: ChildCache, wakes: Wakes) -> None:
+    cache.pods.upsert(pod("a", fleet="one"))
+    wakes.take()
+    cache.pods.upsert(pod("a", fleet="two"))
+    assert wakes.take() == {("io-dev", "one"), ("io-dev", "two")}
+    assert cache.snapshot("io-dev", "one", spec()).pods == ()
+
+
+def test_relist_replaces_scope_and_wakes_changed(cache: ChildCache, wakes: Wakes) -> None:
+    cache.pods.upsert(pod("gone", fleet="one"))
+    cache.pods.upsert(pod("stays", fleet="two"))
+    wakes.take()
+    cache.pods.replace(None, [pod("stays", fleet="two"), pod("new", fleet="three")])
+    assert wakes.take() == {("io-dev", "one"), ("io-dev", "three")}
+    assert cache.snapshot("io-dev", "one", spec()).pods == ()
+
+
+def test_namespaced_relist_keeps_other_namespaces(cache: ChildCache) -> None:
+    cache.pods.upsert(pod("a"))
+    cache.pods.replace("another-namespace", [])
+    assert cache.snapshot("io-dev", "web", spec()).pods_of("new").replicas == 1
+
+
+def slice_of(service: str, *endpoints: tuple[str, EndpointState], name: str = "s1") -> EndpointSliceRecord:
+    return EndpointSliceRecord("io-dev", name, service, tuple(endpoints))
+
+
+READY = EndpointState(ready=True, serving=True, terminating=False)
+DRAINING = EndpointState(ready=False, serving=True, terminating=True)
+
+
+def test_slice_change_wakes_fastrollouts_naming_the_service(cache: ChildCache, wakes: Wakes) -> None:
+    cache.track("io-dev", "web", "web-svc")
+    cache.track("io-dev", "canary", "web-svc")
+    cache.track("io-dev", "batch", None)
+    cache.slices.upsert(slice_of("web-svc", ("a", READY)))
+    assert wakes.take() == {("io-dev", "web"), ("io-dev", "canary")}
+    cache.slices.upsert(slice_of("unrelated", ("z", READY), name="s2"))
+    assert wakes.take() == set()
+    cache.forget("io-dev", "canary")
+    cache.slices.upsert(slice_of("web-svc", ("a", DRAINING)))
+    assert wakes.take() == {("io-dev", "web")}
+
+
+def test_snapshot_tracks_the_service(cache: ChildCache, wakes: Wakes) -> None:
+    cache.snapshot("io-dev", "web", spec("web-svc"))
+    cache.slices.upsert(slice_of("web-svc", ("a", READY)))
+    assert wakes.take() == {("io-dev", "web")}
+    cache.snapshot("io-dev", "web", spec(None))  # serviceName removed
+    cache.slices.upsert(slice_of("web-svc", ("a", DRAINING)))
+    assert wakes.take() == set()
+
+
+def test_pod_in_two_slices_is_ready_if_either_is(cache: ChildCache) -> None:
+    cache.pods.upsert(pod("a"))
+    cache.pods.upsert(pod("b"))
+    cache.slices.upsert(slice_of("svc", ("a", READY), ("b", DRAINING), name="ipv4"))
+    cache.slices.upsert(slice_of("svc", ("a", DRAINING), ("b", DRAINING), name="ipv6"))
+    assert cache.snapshot("io-dev", "web", spec("svc")).pods_of("new").serving == 1
