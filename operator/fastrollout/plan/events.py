@@ -1,0 +1,36 @@
+"""Events, one per transition: comparing the status before and after a pass, never on every pass."""
+
+from fastrollout.api import FastRolloutStatus, Phase
+from fastrollout.plan import reasons
+from fastrollout.plan.model import Event
+from fastrollout.plan.outcome import Outcome
+
+
+def transitions(before: FastRolloutStatus, after: FastRolloutStatus, outcome: Outcome) -> tuple[Event, ...]:
+    events: list[Event] = []
+    new_target = before.revision != after.revision
+    if new_target:
+        stable = f", stable version {after.stable_version}" if after.stable_version else ""
+        events.append(Event(reasons.EVENT_NEW_VERSION, f"rolling out version {after.version}{stable}"))
+        in_flight = before.revision not in (None, before.stable_revision, before.failed_revision)
+        if in_flight:
+            events.append(
+                Event(reasons.EVENT_SUPERSEDED, f"version {before.version} superseded by {after.version}")
+            )
+    if outcome.cut_over_now:
+        message = f"cut over to version {after.version}: old pods are being deleted"
+        events.append(Event(reasons.EVENT_CUT_OVER, message))
+    if after.traffic_stopped_at and (new_target or not before.traffic_stopped_at):
+        message = f"no pod of an older version receives new traffic; version {after.version} serves"
+        events.append(Event(reasons.EVENT_TRAFFIC_STOPPED, message))
+    if after.drained_at and (new_target or not before.drained_at):
+        events.append(Event(reasons.EVENT_DRAINED, "no pod of an older version is running"))
+    if outcome.failed_now and outcome.failure is not None:
+        events.append(Event(reasons.EVENT_FAILED, outcome.failure.message, warning=True))
+    rolled_back = after.phase is Phase.ROLLED_BACK and (
+        outcome.failed_now or before.phase is not Phase.ROLLED_BACK
+    )
+    if rolled_back:
+        message = f"version {after.version} removed; version {after.stable_version} keeps serving"
+        events.append(Event(reasons.EVENT_ROLLED_BACK, message, warning=True))
+    return tuple(events)

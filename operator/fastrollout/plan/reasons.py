@@ -1,0 +1,47 @@
+"""Condition types, condition reasons and event reasons: the words people grep for, defined once.
+
+Reasons are CamelCase like Kubernetes' own (Deployment: NewReplicaSetAvailable, ProgressDeadlineExceeded).
+"""
+
+from typing import Final
+
+TRUE: Final = "True"
+FALSE: Final = "False"
+UNKNOWN: Final = "Unknown"
+
+# Condition types, in the order status lists them.
+PROGRESSING: Final = "Progressing"
+AVAILABLE: Final = "Available"
+TRAFFIC_STOPPED: Final = "TrafficStopped"
+DRAINED: Final = "Drained"
+
+# Progressing
+ROLLOUT_PROGRESSING: Final = "RolloutProgressing"  # True: new pods starting, old ones still serving
+WAITING_FOR_TRAFFIC_STOP: Final = "WaitingForTrafficStop"  # True: cut over, old pods still serving
+WAITING_FOR_DRAIN: Final = "WaitingForDrain"  # True: traffic stopped, completeWhen is Drained
+ROLLOUT_COMPLETE: Final = "RolloutComplete"  # False: nothing left to do
+ROLLOUT_PAUSED: Final = "RolloutPaused"  # Unknown: spec.paused
+PROGRESS_DEADLINE_EXCEEDED: Final = "ProgressDeadlineExceeded"  # False: failed
+NEW_PODS_CRASHING: Final = "NewPodsCrashing"  # False: failed
+ROLLOUT_FAILED: Final = "RolloutFailed"  # False: failed, the specific reason no longer known
+FAILURE_REASONS: Final = frozenset({PROGRESS_DEADLINE_EXCEEDED, NEW_PODS_CRASHING, ROLLOUT_FAILED})
+
+# Available
+MINIMUM_REPLICAS_AVAILABLE: Final = "MinimumReplicasAvailable"
+MINIMUM_REPLICAS_UNAVAILABLE: Final = "MinimumReplicasUnavailable"
+
+# TrafficStopped and Drained
+NOT_CUT_OVER: Final = "NotCutOver"
+OLD_PODS_SERVING: Final = "OldPodsServing"
+OLD_PODS_NOT_SERVING: Final = "OldPodsNotServing"
+OLD_PODS_RUNNING: Final = "OldPodsRunning"
+OLD_PODS_GONE: Final = "OldPodsGone"
+
+# Events (Kubernetes Event reasons)
+EVENT_NEW_VERSION: Final = "NewVersion"
+EVENT_SUPERSEDED: Final = "Superseded"
+EVENT_CUT_OVER: Final = "CutOver"
+EVENT_TRAFFIC_STOPPED: Final = "TrafficStopped"
+EVENT_DRAINED: Final = "Drained"
+EVENT_FAILED: Final = "RolloutFailed"
+EVENT_ROLLED_BACK: Final = "RolledBack"

@@ -1,0 +1,71 @@
+"""Revisions: the template hash, the names derived from it, and the pod template a new ReplicaSet gets.
+
+Names come from a hash of what the pods will run, so a retried create after a crash names the same
+ReplicaSet ("make the name deterministic", as the Deployment controller does with pod-template-hash).
+"""
+
+import copy
+import hashlib
+import json
+from typing import Any
+
+from fastrollout.api import LABEL_NAME, LABEL_REVISION, LABEL_VERSION, FastRolloutSpec
+
+REVISION_LENGTH = 10
+
+
+def revision_of(spec: FastRolloutSpec) -> str:
+    """First 10 hex characters of sha256 over the canonical JSON of (template, version, drain).
+
+    Drain enters as its *effective* values (preStop sleep and the resolved grace period), not as the
+    `Drain` model: a field added to the API later must not change every revision and roll every fleet
+    on an operator upgrade, and two specs that render identical pods share one revision.
+    """
+    payload = {
+        "template": spec.template,
+        "version": spec.version,
+        "drain": {
+            "preStopSleepSeconds": spec.drain.pre_stop_sleep_seconds,
+            "terminationGracePeriodSeconds": spec.termination_grace_period_seconds(),
+        },
+    }
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:REVISION_LENGTH]
+
+
+def replica_set_name(name: str, revision: str) -> str:
+    return f"{name}-{revision}"
+
+
+def version_of(spec: FastRolloutSpec, revision: str) -> str:
+    """The target's version label: the human one, else the revision itself."""
+    return spec.version or revision
+
+
+def render_pod_template(spec: FastRolloutSpec, name: str, revision: str) -> dict[str, Any]:
+    """The pod template of the target's ReplicaSet: the user's template plus what draining needs.
+
+    Adds the three fastrollout.io labels, sets terminationGracePeriodSeconds to the drain bound, and
+    gives every entry of `containers` without a preStop of its own a native sleep preStop (Kubernetes
+    1.30+), so endpoints stop routing before SIGTERM. Init and ephemeral containers are left alone: they
+    do not serve requests. The input is deep-copied, never mutated.
+    """
+    template: dict[str, Any] = copy.deepcopy(spec.template)
+    metadata = template.get("metadata") or {}
+    template["metadata"] = metadata
+    metadata["labels"] = {
+        **spec.template_labels(),
+        LABEL_NAME: name,
+        LABEL_VERSION: version_of(spec, revision),
+        LABEL_REVISION: revision,
+    }
+    pod_spec = template.get("spec") or {}
+    template["spec"] = pod_spec
+    pod_spec["terminationGracePeriodSeconds"] = spec.termination_grace_period_seconds()
+    sleep = spec.drain.pre_stop_sleep_seconds
+    if sleep > 0:
+        for container in pod_spec.get("containers") or []:
+            lifecycle = container.get("lifecycle") or {}
+            if not lifecycle.get("preStop"):
+                container["lifecycle"] = {**lifecycle, "preStop": {"sleep": {"seconds": sleep}}}
+    return template

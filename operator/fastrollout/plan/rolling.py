@@ -1,0 +1,91 @@
+"""One rollout step: size the target, shrink old revisions in waves, cut over when ready.
+
+Bulk (maxSurge >= replicas) and waves (maxSurge < replicas) are the same arithmetic: old revisions
+shrink only as far as the target needs room and only as far as Ready capacity allows, so with a
+100% surge nothing old shrinks before cutover.
+"""
+
+from dataclasses import dataclass
+
+from fastrollout.api import FastRolloutSpec
+from fastrollout.plan import cutover
+from fastrollout.plan.fleet import Fleet, RevisionState
+from fastrollout.plan.model import Action, CreateReplicaSet
+from fastrollout.plan.revision import render_pod_template, replica_set_name
+from fastrollout.plan.surge import OldShare, ready_threshold, shrink_old, surge_count, target_size
+
+
+@dataclass(frozen=True)
+class Step:
+    """target_actions create or resize the target; old_actions shrink, remove or cut over the rest.
+    cut_over: this pass cut over (or found nothing left to cut over)."""
+
+    target_actions: tuple[Action, ...]
+    old_actions: tuple[Action, ...]
+    cut_over: bool
+
+    @property
+    def actions(self) -> tuple[Action, ...]:
+        return self.target_actions + self.old_actions
+
+
+def roll(fleet: Fleet, spec: FastRolloutSpec, name: str) -> Step:
+    replicas = spec.replicas
+    surge = surge_count(spec.strategy.max_surge, replicas)
+    target = fleet.target
+    stable = fleet.old_stable
+    # Superseded in-flight revisions go at once when the stable one alone carries the full load;
+    # otherwise they are old capacity like the stable one, cut over with it.
+    removed = fleet.superseded if stable is not None and stable.pods.ready >= replicas else ()
+    removed_revisions = {r.revision for r in removed}
+    capacity = [r for r in fleet.others if r.active and r.revision not in removed_revisions]
+    sizes = _old_sizes(capacity, stable, replicas, surge, target.pods.ready)
+    occupied = sum(max(sizes[r.revision], r.pods.replicas) for r in capacity)
+    size = target_size(replicas, surge, target.size, occupied)
+    target_actions = _size_target(target, spec, name, size)
+    threshold = ready_threshold(replicas, spec.strategy.min_ready_percent)
+    if cutover.ready_to_cut_over(target.pods.ready, threshold, size, replicas):
+        return Step(target_actions, cutover.remove(fleet.others), cut_over=True)
+    shrinks = tuple(action for r in capacity for action in r.scale(sizes[r.revision]))
+    removals = cutover.remove(removed)
+    return Step(target_actions, cutover.scales_first(shrinks + removals), cut_over=False)
+
+
+def _old_sizes(
+    capacity: list[RevisionState], stable: RevisionState | None, replicas: int, surge: int, target_ready: int
+) -> dict[str, int]:
+    """Sizes of the old ReplicaSets for this wave.
+
+    The stable one starts from `replicas` (it follows scaling until cut over; pods a past wave removed
+    count as missing, hence free to cut again), a superseded one from its current size (never grown).
+    A stable one at 0 stays at 0: nothing serves there, the new version starts directly.
+        replicas 10, surge 3: old may total 3 for the target to reach 10, so 7 are in excess;
+        Ready old pods must stay >= 10 - target Ready.
+    """
+
+    def start(r: RevisionState) -> int:
+        return replicas if stable is not None and r.revision == stable.revision and r.size > 0 else r.size
+
+    ordered = sorted(
+        capacity,
+        key=lambda r: (stable is not None and r.revision == stable.revision, r.pods.ready, r.revision),
+    )
+    shares = [OldShare(r.revision, start(r), min(r.pods.ready, start(r))) for r in ordered]
+    excess = sum(s.size for s in shares) - surge
+    spare_ready = sum(s.ready for s in shares) - max(0, replicas - target_ready)
+    return shrink_old(shares, excess, max(0, spare_ready))
+
+
+def _size_target(target: RevisionState, spec: FastRolloutSpec, name: str, size: int) -> tuple[Action, ...]:
+    if target.replica_set is None:
+        version = target.version
+        return (
+            CreateReplicaSet(
+                name=replica_set_name(name, target.revision),
+                revision=target.revision,
+                version=version,
+                replicas=size,
+                template=render_pod_template(spec, name, target.revision),
+            ),
+        )
+    return target.scale(size)
