@@ -30,6 +30,9 @@ CHART = ROOT / "charts" / "fastrollout"
 GENERATED_CRD = ROOT / "crds" / "fastrollout.io_fastrollouts.yaml"
 CHART_CRD = CHART / "files" / "crd.yaml"
 RELEASE, NAMESPACE = "fr", "fastrollout-system"
+# helm built with `go install` (as the test bed does) assumes Kubernetes v1.20 for `helm template`,
+# below the chart's kubeVersion; render for the test bed's pinned release instead.
+KUBE_VERSION = "v1.36.3"
 
 # What the operator may do, and nothing more (charts/fastrollout/templates/_rbac.tpl says why).
 NAMESPACED_GRANTS = {
@@ -162,7 +165,7 @@ def helm(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def render(*sets: str, api_versions: tuple[str, ...] = ()) -> list[Obj]:
-    args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE]
+    args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE, "--kube-version", KUBE_VERSION]
     for value in sets:
         args += ["--set", value]
     for api in api_versions:
@@ -338,6 +341,8 @@ def test_metrics_service_and_optional_service_monitor() -> None:
         "template",
         RELEASE,
         str(CHART),
+        "--kube-version",
+        KUBE_VERSION,
         "--set",
         "metrics.serviceMonitor.enabled=true,metrics.service.enabled=false",
     )
@@ -353,7 +358,7 @@ def test_chart_test_pod_lists_fastrollouts_with_the_operator_identity() -> None:
     assert pod["spec"]["serviceAccountName"] == one(objects, "ServiceAccount")["metadata"]["name"]
     container = pod["spec"]["containers"][0]
     assert container["image"] == operator_container(objects)["image"]
-    assert container["command"][:2] == ["python", "-c"]
+    assert container["command"][:2] == ["python3", "-c"]
     assert {"name": "WATCH_NAMESPACES", "value": "team-a"} in container["env"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     compile(container["command"][2], "test-crd-served", "exec")
@@ -375,6 +380,6 @@ def test_chart_test_pod_lists_fastrollouts_with_the_operator_identity() -> None:
     ],
 )
 def test_schema_rejects_bad_values(bad: str) -> None:
-    result = helm("template", RELEASE, str(CHART), "--set", bad)
+    result = helm("template", RELEASE, str(CHART), "--kube-version", KUBE_VERSION, "--set", bad)
     assert result.returncode != 0, f"--set {bad} was accepted"
     assert "schema" in result.stderr.lower(), result.stderr
