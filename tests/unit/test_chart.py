@@ -139,6 +139,12 @@ def test_schema_accepts_the_defaults() -> None:
     jsonschema.validate(yaml.safe_load((CHART / "values.yaml").read_text()), schema)
 
 
+def test_readme_lists_every_documented_value() -> None:
+    readme = (CHART / "README.md").read_text()
+    paths = documented_paths((CHART / "values.yaml").read_text())
+    assert [p for p in sorted(paths) if f"| `{p}` |" not in readme] == []
+
+
 # --- with helm ----------------------------------------------------------------------------------
 
 
