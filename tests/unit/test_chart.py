@@ -286,7 +286,7 @@ def test_operator_pod_is_locked_down_and_budgeted() -> None:
     assert ports == {"metrics": 8080, "health": 8081}
     assert container["command"] == ["fastrollout", "run"]
     assert container["args"][:2] == ["--metrics-port=8080", "--health-port=8081"]
-    assert container["image"] == "fastrollout:0.1.0"
+    assert container["image"] == "fastrollout/operator:0.1.0"
     assert container["imagePullPolicy"] == "IfNotPresent"
 
 
@@ -310,7 +310,7 @@ def test_image_and_scheduling_values_reach_the_pod() -> None:
     test_pod = one(objects, "Pod")
     assert test_pod["spec"]["containers"][0]["image"] == "registry.example/fastrollout:1.2.3"
     digest = "sha256:" + "a" * 64
-    assert operator_container(render(f"image.digest={digest}"))["image"] == f"fastrollout@{digest}"
+    assert operator_container(render(f"image.digest={digest}"))["image"] == f"fastrollout/operator@{digest}"
 
 
 @needs_helm
