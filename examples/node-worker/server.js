@@ -123,15 +123,30 @@ function drain(signal) {
     log(`drain deadline passed with work unfinished: exiting ${EXIT_DEADLINE}`);
     process.exit(EXIT_DEADLINE);
   }, DRAIN_DEADLINE_MS).unref();
-  setTimeout(() => {
-    // net.Server's close, not http.Server's: since Node 19 the latter also destroys connections
-    // that have not sent their request yet, and those are clients that reached us in good faith.
-    net.Server.prototype.close.call(worker, () => {
-      log('drained: exiting 0');
-      process.exit(0);
-    });
-  }, DRAIN_DELAY_MS);
+  setTimeout(stopAccepting, DRAIN_DELAY_MS);
 }
+
+// Stop accepting only once the kernel's accept queue is empty: closing the listener resets every
+// connection still queued there, and those are clients that reached us before we stopped. Node
+// takes queued connections a few per event-loop turn, so wait for a quiet spell with no new one.
+const QUIET_MS = 50;
+let accepted = 0;
+worker.on('connection', () => accepted++);
+
+function stopAccepting() {
+  const seen = accepted;
+  setTimeout(() => (accepted === seen ? closeListener() : stopAccepting()), QUIET_MS);
+}
+
+function closeListener() {
+  // net.Server's close, not http.Server's: since Node 19 the latter also destroys connections
+  // that have not sent their request yet, and those are clients that reached us in good faith.
+  net.Server.prototype.close.call(worker, () => {
+    log('drained: exiting 0');
+    process.exit(0);
+  });
+}
+
 process.on('SIGTERM', drain);
 process.on('SIGINT', drain);
 

@@ -225,6 +225,20 @@ def test_sigterm_finishes_in_flight_and_queued_requests_then_exits_0(spawn: Call
         socket.create_connection(("127.0.0.1", worker.port), timeout=1).close()
 
 
+def test_sigterm_answers_every_connection_already_queued(spawn: Callable[..., Worker]) -> None:
+    worker = spawn().wait_listening()
+    queued = [send(worker.port, "/?sleep=0.005") for _ in range(100)]  # all connected before SIGTERM
+    worker.proc.send_signal(signal.SIGTERM)
+    statuses = []
+    for conn in queued:
+        try:
+            statuses.append(conn.getresponse().status)
+        except (ConnectionError, http.client.HTTPException) as exc:
+            statuses.append(repr(exc))
+    assert statuses == [200] * len(queued)
+    assert worker.wait_exit(5) == 0
+
+
 def test_drain_delay_keeps_accepting_before_stopping(spawn: Callable[..., Worker]) -> None:
     worker = spawn(WORKER_DRAIN_DELAY_SECONDS="1").wait_listening()
     signalled = time.monotonic()
