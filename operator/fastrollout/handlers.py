@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 Key = tuple[str, str]  # (namespace, name)
 
 COALESCE_SECONDS = 0.05
-MIN_INTERVAL = 0.5
+MIN_INTERVAL = 1.0
 SYNC_POLL_SECONDS = 0.2
 ERROR_BACKOFF = (1.0, 30.0)
 INVALID_SPEC = "InvalidSpec"
