@@ -8,9 +8,9 @@ upgrade) so a bad spec can never reach the planner.
 
 import re
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 from pydantic.config import JsonDict
 
 from fastrollout.api.base import ApiModel
@@ -41,8 +41,14 @@ class LabelSelectorRequirement(ApiModel):
     values: list[str] | None = None
 
 
+# Bounds on label maps are what let the API server estimate the CEL rules' cost (unbounded maps exceed
+# the budget and the CRD is refused); 64 labels of at most 63 characters are Kubernetes' own value limit.
+MAX_LABELS = 64
+LabelValue = Annotated[str, StringConstraints(max_length=63)]
+
+
 class LabelSelector(ApiModel):
-    match_labels: dict[str, str] | None = None
+    match_labels: dict[str, LabelValue] | None = Field(default=None, max_length=MAX_LABELS)
     match_expressions: list[LabelSelectorRequirement] | None = None
 
 
@@ -120,8 +126,9 @@ POD_TEMPLATE_SCHEMA: dict[str, Any] = {
             "properties": {
                 "labels": {
                     "type": "object",
-                    "additionalProperties": {"type": "string"},
+                    "additionalProperties": {"type": "string", "maxLength": 63},
                     "minProperties": 1,
+                    "maxProperties": MAX_LABELS,
                     "description": "Pod labels; the selector must match them.",
                 }
             },
