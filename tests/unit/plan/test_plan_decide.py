@@ -675,3 +675,37 @@ def test_decide(case: Case) -> None:
 def test_at_least_35_named_cases() -> None:
     assert len(CASES) >= 35
     assert len({c.name for c in CASES}) == len(CASES)
+
+
+FIXED_POINTS = [
+    "bulk-waits-until-min-ready",
+    "traffic-stopped-complete-while-draining",
+    "failed-revision-is-not-retried",
+    "paused-mid-wave-takes-no-action",
+    "status-lost-keeps-serving-old-pods",
+    "first-rollout-complete-when-ready",
+]
+
+
+@pytest.mark.parametrize("name", FIXED_POINTS)
+def test_second_pass_over_the_same_world_is_a_no_op(name: str) -> None:
+    """Same input twice -> the identical plan; the written status fed back -> no events, same status."""
+    case = next(c for c in CASES if c.name == name)
+    first, target = run(case)
+    assert run(case)[0] == first
+    again = replace(case, status=dict(first.status), now=case.now + timedelta(seconds=30))
+    second, _ = run(again)
+    assert second.status == first.status
+    assert second.events == ()
+    assert tuple(compact(a, target) for a in second.actions) == case.actions
+
+
+def test_steady_state_takes_no_action() -> None:
+    case = Case("steady", status=COMPLETE, observed=fleet("T", 10), actions=())
+    plan, _ = run(case)
+    assert plan.actions == ()
+    assert plan.events == ()
+    assert plan.requeue_after is None
+    assert plan.status.phase is Phase.COMPLETE
+    assert plan.status.selector == "app=w"
+    assert plan.status.conditions[0].last_transition_time == STARTED
