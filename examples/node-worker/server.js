@@ -28,8 +28,9 @@ if (env.WORKER_CRASH_ON_START === '1') {
 
 // The application's work. It must be asynchronous: a blocked event loop would also block the
 // probe server below, and the kubelet would see a healthy, busy pod as dead.
-async function handle(path, query) {
-  if (path !== '/') return json(404, { error: 'not found', version: VERSION, pod: POD });
+async function handle(target) {
+  const { pathname, searchParams: query } = new URL(target, 'http://worker');
+  if (pathname !== '/') return json(404, { error: 'not found', version: VERSION, pod: POD });
   const seconds = Number(query.get('sleep') ?? '0');
   if (!(seconds >= 0 && seconds <= 3600)) return json(400, { error: 'sleep must be 0..3600' });
   const started = Date.now() / 1000;
@@ -41,8 +42,8 @@ function json(status, payload) {
   return { status, type: 'application/json', body: JSON.stringify(payload) + '\n' };
 }
 
-// One request at a time. Node accepts every connection at once, so the queue lives here instead
-// of in the kernel's backlog: requests wait, they are never refused or reset.
+// One request at a time. Node accepts connections whenever its event loop gets to them, so the
+// waiting line lives here rather than in the kernel: requests wait, they are never refused or reset.
 const queue = [];
 let busy = false;
 let draining = false;
@@ -52,8 +53,7 @@ function serveNext() {
   if (busy || queue.length === 0) return;
   busy = true;
   const { req, res } = queue.shift();
-  const url = new URL(req.url, 'http://worker');
-  handle(url.pathname, url.searchParams)
+  handle(req.url)
     .catch((err) => {
       log(`handler failed: ${err.stack}`);
       return { status: 500, type: 'text/plain', body: 'internal error\n' };
@@ -62,8 +62,9 @@ function serveNext() {
       // Connection: close on every response: kube-proxy balances connections, so a kept-alive
       // connection would keep feeding a draining pod; one request per connection avoids that.
       res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body), Connection: 'close' });
-      handled.set(status, (handled.get(status) || 0) + 1); // before sending: a client that has its
-      res.end(body); //                                       answer already finds it counted
+      // Count before sending, so a client that has its answer already finds it in /metrics.
+      handled.set(status, (handled.get(status) || 0) + 1);
+      res.end(body);
       busy = false;
       serveNext();
     });
