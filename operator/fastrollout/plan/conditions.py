@@ -44,13 +44,15 @@ def phase_of(outcome: Outcome, traffic: Traffic, complete_when: CompleteWhen) ->
     return Phase.COMPLETE if done else Phase.PROGRESSING
 
 
-def progressing(phase: Phase, outcome: Outcome, traffic: Traffic, rolling_message: str) -> Verdict:
+def progressing(
+    phase: Phase, outcome: Outcome, traffic: Traffic, version: str, rolling_message: str
+) -> Verdict:
     if phase is Phase.PAUSED:
         return Verdict(reasons.UNKNOWN, reasons.ROLLOUT_PAUSED, "spec.paused is true: no step is taken")
     if outcome.failure is not None:
         return Verdict(reasons.FALSE, outcome.failure.reason, outcome.failure.message)
     if phase is Phase.COMPLETE:
-        return Verdict(reasons.FALSE, reasons.ROLLOUT_COMPLETE, "rollout complete")
+        return Verdict(reasons.FALSE, reasons.ROLLOUT_COMPLETE, f"version {version} complete")
     if not traffic.cut_over:
         return Verdict(reasons.TRUE, reasons.ROLLOUT_PROGRESSING, rolling_message)
     if not traffic.stopped:
@@ -72,9 +74,12 @@ def available(ready: int, threshold: int) -> Verdict:
     )
 
 
+NOT_YET = "the target version has not cut over"
+
+
 def traffic_stopped(traffic: Traffic) -> Verdict:
     if not traffic.cut_over:
-        return Verdict(reasons.FALSE, reasons.NOT_CUT_OVER, "the target version has not cut over yet")
+        return Verdict(reasons.FALSE, reasons.NOT_CUT_OVER, NOT_YET)
     if traffic.old_serving:
         message = f"{traffic.old_serving} pod(s) of older versions can still receive new traffic"
         return Verdict(reasons.FALSE, reasons.OLD_PODS_SERVING, message)
@@ -85,7 +90,7 @@ def traffic_stopped(traffic: Traffic) -> Verdict:
 
 def drained(traffic: Traffic) -> Verdict:
     if not traffic.cut_over:
-        return Verdict(reasons.FALSE, reasons.NOT_CUT_OVER, "the target version has not cut over yet")
+        return Verdict(reasons.FALSE, reasons.NOT_CUT_OVER, NOT_YET)
     if traffic.old_pods:
         return Verdict(
             reasons.FALSE, reasons.OLD_PODS_RUNNING, f"{traffic.old_pods} pod(s) of older versions running"

@@ -33,7 +33,7 @@ def build_status(
     threshold = ready_threshold(spec.replicas, spec.strategy.min_ready_percent)
     phase = conditions.phase_of(outcome, traffic, spec.complete_when)
     rolling = f"version {target.version}: {target.pods.ready}/{spec.replicas} new pod(s) Ready, cutover at {threshold}"
-    progressing = conditions.progressing(phase, outcome, traffic, rolling)
+    progressing = conditions.progressing(phase, outcome, traffic, target.version, rolling)
     now_text = to_text(now)
     verdicts = (
         (reasons.PROGRESSING, progressing),

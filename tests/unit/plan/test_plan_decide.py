@@ -571,6 +571,35 @@ CASES = [
         actions=("scale T 0",),
         expect={"phase": Phase.COMPLETE},
     ),
+    Case(
+        "new-version-while-paused-is-reported-not-started",
+        spec=spec(paused=True),
+        status=STABLE_S1,
+        observed=fleet("s1", 10),
+        actions=(),
+        expect={
+            "phase": Phase.PAUSED,
+            "version": "T",
+            "stable_revision": "s1",
+            "rollout_started_at": NOW_TEXT,
+        },
+        events=("NewVersion",),
+    ),
+    Case(
+        "complete-fleet-losing-readiness-stays-complete",
+        status=COMPLETE,
+        observed=fleet("T", 10, ready=6),
+        actions=(),
+        expect={"phase": Phase.COMPLETE},
+        conditions={"Available": "False/MinimumReplicasUnavailable"},
+        events=(),
+    ),
+    Case(
+        "orphan-old-pods-cut-over-by-collection-delete",
+        status=IN_FLIGHT,
+        observed=flat(fleet("s1", 10), pods("o1", 4), fleet("T", 10)),
+        actions=("scale s1 0", "delete-pods o1", "delete-pods s1"),
+    ),
     # --- status lost ---------------------------------------------------------------------------
     Case(
         "status-lost-keeps-serving-old-pods",
