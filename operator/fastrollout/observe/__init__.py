@@ -69,7 +69,7 @@ class Observer:
         for watch in self._watches:
             watch.stop()
         for watch in self._watches:
-            watch.join(timeout=5)
+            watch.join(timeout=2)
 
     @property
     def synced(self) -> bool:

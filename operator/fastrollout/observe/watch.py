@@ -10,9 +10,11 @@ Why not kopf or the client's `Watch` helper: a kopf index over 10,000 pods takes
 - on any other failure waits with capped exponential backoff and jitter, then resumes.
 """
 
+import contextlib
 import json
 import logging
 import random
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -66,9 +68,13 @@ class ListWatch(Generic[R]):
 
     def stop(self) -> None:
         self._stop.set()
-        response = self._response
-        if response is not None:
-            response.close()  # unblocks the thread's read
+        # Unblock the thread's read. Not response.close(): that waits for the buffer lock the reading
+        # thread holds. Shutting the socket down makes the blocked read return at once.
+        connection = getattr(self._response, "connection", None)
+        sock = getattr(connection, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def join(self, timeout: float | None = None) -> None:
         self._thread.join(timeout)
