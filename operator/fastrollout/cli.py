@@ -56,6 +56,9 @@ def run(args: argparse.Namespace) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # kopf logs every handler call at INFO: one line per FastRollout event, i.e. per status write.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     configuration = load_configuration(args.kubeconfig)
     if not crd_served(configuration):
         logger.error(

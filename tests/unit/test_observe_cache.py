@@ -179,3 +179,32 @@ def test_pod_in_two_slices_is_ready_if_either_is(cache: ChildCache) -> None:
     cache.slices.upsert(slice_of("svc", ("a", READY), ("b", DRAINING), name="ipv4"))
     cache.slices.upsert(slice_of("svc", ("a", DRAINING), ("b", DRAINING), name="ipv6"))
     assert cache.snapshot("io-dev", "web", spec("svc")).pods_of("new").serving == 1
+
+
+def recorded(name: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = load(name)["items"]
+    return items
+
+
+def test_recorded_mid_drain_snapshot() -> None:
+    """Objects recorded from the test bed right after a cutover of io-dev/web (v3 -> v5): 5 new pods
+    Ready, 5 old pods terminating; the EndpointSlice controller's view of them; both ReplicaSets."""
+    cache = ChildCache(Wakes())
+    cache.pods.replace(None, [r for r in map(parse_pod, recorded("recorded_pods")) if r is not None])
+    cache.replica_sets.replace(
+        None, [r for r in map(parse_replica_set, recorded("recorded_replicasets")) if r is not None]
+    )
+    cache.slices.replace(
+        None, [r for r in map(parse_endpoint_slice, recorded("recorded_endpointslices")) if r is not None]
+    )
+    expected_rs = (
+        ReplicaSetView("web-78c8f16651", "78c8f16651", "v5", 200),
+        ReplicaSetView("web-e2faf648ac", "e2faf648ac", "v3", 0),
+    )
+    for service in ("web", None):
+        observed = cache.snapshot("io-dev", "web", spec(service))
+        assert observed.replica_sets == expected_rs
+        assert observed.pods == (
+            RevisionPods("78c8f16651", "v5", replicas=5, ready=5, serving=5, draining=0, crashing=0),
+            RevisionPods("e2faf648ac", "v3", replicas=0, ready=0, serving=0, draining=5, crashing=0),
+        )
