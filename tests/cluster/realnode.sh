@@ -60,16 +60,18 @@ running() {  # name
   [ -n "$pid" ] && alive "$pid" && [ "$(cmdline_of "$pid")" = "$(cat "$PIDS/$1.args")" ]
 }
 # Detached (own session, so it outlives this script and its terminal). setsid, unshare and nsenter
-# all exec without forking here, so $! is the pid of the final program.
-start_proc() {  # name in_ns(0|1) cmd...
-  local name=$1 in_ns=$2
+# all exec without forking here, so $! is the pid of the final program and its command line is cmd...
+# where: host (our namespaces), ns (the node's mount namespace), newns (create that namespace).
+start_proc() {  # name where cmd...
+  local name=$1 where=$2 pre=()
   shift 2
   printf '%s\n' "$@" >"$PIDS/$name.args"
-  if [ "$in_ns" = 1 ]; then
-    setsid nsenter --mount="/proc/$(cat "$PIDS/anchor.pid")/ns/mnt" -- "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
-  else
-    setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
-  fi
+  case $where in
+    ns) pre=(nsenter --mount="/proc/$(cat "$PIDS/anchor.pid")/ns/mnt" --) ;;
+    newns) pre=(unshare --mount --propagation slave --) ;;
+  esac
+  # 8>&- 9>&-: daemons must not inherit the callers' flock fds (ours, up.sh's), or they hold the locks forever.
+  setsid ${pre[@]+"${pre[@]}"} "$@" >>"$LOGS/$name.log" 2>&1 </dev/null 8>&- 9>&- &
   echo $! >"$PIDS/$name.pid"
 }
 stop_proc() {  # name [timeout_s]: TERM, then KILL; only a verified pid of ours
@@ -111,7 +113,7 @@ wait_for() {  # timeout_s description command...
 ensure_tools() {
   local pkgs=() t
   declare -A pkg_of=([containerd]=containerd [runc]=runc [iptables]=iptables [conntrack]=conntrack
-    [openssl]=openssl [nsenter]=util-linux [ip]=iproute2)
+    [openssl]=openssl [nsenter]=util-linux [ip]=iproute2 [socat]=socat)
   for t in "${!pkg_of[@]}"; do command -v "$t" >/dev/null || pkgs+=("${pkg_of[$t]}"); done
   [ -x /usr/lib/cni/bridge ] || pkgs+=(containernetworking-plugins)
   if [ ${#pkgs[@]} -gt 0 ]; then
@@ -339,8 +341,10 @@ guard_up() {
     iptables -t "$t" -C FORWARD -j "$GUARD" 2>/dev/null || iptables -t "$t" -I FORWARD 1 -j "$GUARD"
   done
   iptables -t filter -N "$GUARD-OUT" 2>/dev/null || iptables -t filter -F "$GUARD-OUT"
-  iptables -t filter -A "$GUARD-OUT" -d "$CLUSTER_CIDR" ! -o "$BRIDGE" -j DROP
-  iptables -t filter -A "$GUARD-OUT" -d "$svc" ! -o "$BRIDGE" ! -o lo -j DROP
+  iptables -t filter -A "$GUARD-OUT" -o "$BRIDGE" -j RETURN
+  iptables -t filter -A "$GUARD-OUT" -o lo -j RETURN
+  iptables -t filter -A "$GUARD-OUT" -d "$CLUSTER_CIDR" -j DROP
+  iptables -t filter -A "$GUARD-OUT" -d "$svc" -j DROP
   iptables -t filter -C OUTPUT -j "$GUARD-OUT" 2>/dev/null || iptables -t filter -I OUTPUT 1 -j "$GUARD-OUT"
 }
 
@@ -383,7 +387,28 @@ sweep_iptables() {
 }
 
 # --- up / down -------------------------------------------------------------------------------------
-all_running() { running anchor && running containerd && running kubelet && running kube-proxy; }
+all_running() { running anchor && running containerd && running kubelet && running kube-proxy && running api-relay; }
+
+# The apiserver listens on loopback only. Pods reach it through the `kubernetes` Service, whose endpoint
+# is the apiserver's advertise address; with up.sh's FASTROLLOUT_ADVERTISE_ADDRESS=$NODE_IP that is the
+# bridge address, where this relay (TLS passes through untouched) listens. Keeps the apiserver off the
+# uplink without changing how up.sh binds it.
+start_relay() {
+  local server hostport
+  server=$(kctl config view --minify -o jsonpath='{.clusters[0].cluster.server}')
+  hostport=${server#https://}
+  start_proc api-relay host socat "TCP-LISTEN:${hostport##*:},bind=$NODE_IP,reuseaddr,fork" "TCP:$hostport"
+}
+# socat forks a child per connection (long-lived watches); they share its process group (setsid made
+# socat the group leader), so stop the group.
+stop_relay() {
+  local pid
+  if running api-relay; then
+    pid=$(cat "$PIDS/api-relay.pid")
+    kill -TERM -- "-$pid" 2>/dev/null || true
+  fi
+  stop_proc api-relay 5
+}
 
 node_ready() {
   [ "$(kctl get node "$NODE" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ]
@@ -405,18 +430,20 @@ cmd_up() {
   # Half up (a crash, an interrupted up): start from clean rather than guess what survived.
   if [ -d "$RN" ]; then log "partial real node found; cleaning it first"; cmd_down; fi
   mkdir -p "$PIDS" "$LOGS" "$PKI"
+  # kubelet creates this fixed path; remove it at down only if it was not there before.
+  [ -d /var/log/containers ] || touch "$RN/varlog-containers.ours"
   svc=$(service_cidr)
   write_configs "$svc"
   network_up "$svc"
   # The anchor holds the private mount namespace; everything that mounts runs inside it.
-  start_proc anchor 0 unshare --mount --propagation slave -- sleep infinity
+  start_proc anchor newns sleep infinity
   wait_for 5 "mount namespace" test -e "/proc/$(cat "$PIDS/anchor.pid")/ns/mnt"
   sleep 0.05  # unshare has to exec sleep before its namespace is the new one
   wait_for 5 "mount namespace" running anchor
   readlink "/proc/$(cat "$PIDS/anchor.pid")/ns/mnt" >"$RN/mntns"
   [ "$(cat "$RN/mntns")" != "$(readlink /proc/self/ns/mnt)" ] || die "unshare did not create a mount namespace"
   t1=$(now_ms)
-  start_proc containerd 1 containerd --config "$RN/containerd.toml"
+  start_proc containerd ns containerd --config "$RN/containerd.toml"
   wait_for 20 containerd ctr -a "$SOCK" version
   log "containerd up ($(secs_since "$t1"))"
   # Images and certificates don't depend on each other: import while the certs are made.
@@ -426,13 +453,16 @@ cmd_up() {
   make_certs
   if ! wait "$images_pid"; then cat "$LOGS/images.log" >&2; die "images.sh failed"; fi
   log "images in containerd ($(secs_since "$t1"))"
-  start_proc kubelet 1 "$BIN_DIR/kubelet" --config "$RN/kubelet.yaml" --kubeconfig "$RN/kubelet.kubeconfig" \
+  start_proc kubelet ns "$BIN_DIR/kubelet" --config "$RN/kubelet.yaml" --kubeconfig "$RN/kubelet.kubeconfig" \
     --root-dir "$RN/kubelet" --hostname-override "$NODE" --node-ip "$NODE_IP" \
     --node-labels fastrollout.test/node=real
-  start_proc kube-proxy 0 "$BIN_DIR/kube-proxy" --config "$RN/kube-proxy.yaml"
+  start_proc kube-proxy host "$BIN_DIR/kube-proxy" --config "$RN/kube-proxy.yaml"
+  start_relay
   wait_for 60 "node $NODE" node_ready
   running kubelet || die "kubelet exited (see $LOGS/kubelet.log)"
   running kube-proxy || die "kube-proxy exited (see $LOGS/kube-proxy.log)"
+  running api-relay || die "the apiserver relay exited (see $LOGS/api-relay.log)"
+  install_hook
   log "node $NODE Ready; real node up in $(secs_since "$t0")"
 }
 
@@ -440,6 +470,7 @@ cmd_down() {
   local t0 pids p i
   t0=$(now_ms)
   [ -d "$RN" ] || { log "no real node in $STATE"; return 0; }
+  stop_relay
   stop_proc kube-proxy
   # kube-proxy's own cleanup knows every rule it wrote (incl. ones in built-in chains).
   if [ -x "$BIN_DIR/kube-proxy" ]; then "$BIN_DIR/kube-proxy" --cleanup >>"$LOGS/kube-proxy.log" 2>&1 || true; fi
@@ -475,6 +506,7 @@ cmd_down() {
     kctl delete node "$NODE" --ignore-not-found --wait=false >/dev/null 2>&1 || true
   fi
   rm -rf --one-file-system "$RN"
+  rm -f "$STATE/cleanup.d/realnode"
   log "real node down ($(secs_since "$t0"))"
 }
 
@@ -497,6 +529,7 @@ remove_host_leftovers() {
   for f in /var/log/containers/*.log; do
     [ -L "$f" ] && [[ $(readlink "$f") == "$RN/"* ]] && rm -f "$f"
   done
+  [ -f "$RN/varlog-containers.ours" ] && rmdir /var/log/containers 2>/dev/null
   # Netns mount points the CRI plugin made: in the host namespace they are plain files (the mounts
   # lived in ours), which `ip netns` would list as broken namespaces.
   for f in /run/netns/cni-*; do
@@ -515,9 +548,21 @@ remove_host_leftovers() {
   return 0
 }
 
+# down.sh runs $STATE/cleanup.d/* after stopping the control plane: so the bed's down takes the real node
+# down too, with the same cleanup as `realnode.sh down`.
+install_hook() {
+  mkdir -p "$STATE/cleanup.d"
+  cat >"$STATE/cleanup.d/realnode.tmp" <<EOF
+#!/bin/sh
+FASTROLLOUT_STATE='$STATE' REALNODE_NAME='$NODE' exec '$here/realnode.sh' down
+EOF
+  chmod +x "$STATE/cleanup.d/realnode.tmp"
+  mv "$STATE/cleanup.d/realnode.tmp" "$STATE/cleanup.d/realnode"
+}
+
 cmd_status() {
   local n
-  for n in anchor containerd kubelet kube-proxy; do
+  for n in anchor containerd kubelet kube-proxy api-relay; do
     if running "$n"; then echo "$n: running (pid $(cat "$PIDS/$n.pid"))"; else echo "$n: stopped"; fi
   done
   if [ -f "$ADMIN_KUBECONFIG" ]; then kctl get node "$NODE" -o wide 2>/dev/null || echo "node $NODE: not registered"; fi
@@ -535,6 +580,8 @@ cmd_check_clean() {
   [ -n "$out" ] && { echo "ip6tables: $(wc -l <<<"$out") lines"; bad=1; }
   out=$(ip -br link | grep -E "^($BRIDGE|veth)" || true)
   [ -n "$out" ] && { echo "links:"; echo "$out"; bad=1; }
+  out=$(find /var/log/containers -maxdepth 1 -lname "$RN/*" 2>/dev/null; ls -d /run/netns/cni-* 2>/dev/null || true)
+  [ -n "$out" ] && { echo "files:"; echo "$out"; bad=1; }
   out=$(ls /sys/fs/cgroup/*/kubepods -d 2>/dev/null || true)
   [ -n "$out" ] && { echo "cgroups:"; echo "$out"; bad=1; }
   out=$(ps -eo pid,args | grep -E "$RN|containerd-shim|[k]ubelet --config|[k]ube-proxy --config" | grep -v grep || true)
@@ -543,6 +590,15 @@ cmd_check_clean() {
   return $bad
 }
 
+# One up/down at a time (e.g. parallel test workers); not up.sh's lock, which it may hold while calling us.
+if [ "${1:-}" = up ] || [ "${1:-}" = down ]; then
+  if [ ! -d "$STATE" ]; then
+    [ "$1" = down ] && { log "no test bed at $STATE"; exit 0; }
+    die "no test bed at $STATE: run tests/cluster/up.sh"
+  fi
+  exec 8>"$STATE/realnode.lock"
+  flock -w 300 8 || die "another realnode.sh holds $STATE/realnode.lock"
+fi
 case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
