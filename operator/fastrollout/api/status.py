@@ -24,7 +24,9 @@ class Condition(ApiModel):
     reason: str
     message: str = ""
     last_transition_time: str | None = None
+    # Written in this order (STYLE.md 4): what was seen, then the conditions, then the phase they imply.
     observed_generation: int | None = None
+    conditions: list[Condition] = Field(default_factory=list)
 
 
 class VersionStatus(ApiModel):
@@ -38,7 +40,9 @@ class VersionStatus(ApiModel):
 
 
 class FastRolloutStatus(ApiModel):
+    # Written in this order (STYLE.md 4): what was seen, then the conditions, then the phase they imply.
     observed_generation: int | None = None
+    conditions: list[Condition] = Field(default_factory=list)
     phase: Phase | None = None
     version: str | None = Field(default=None, description="The target version.")
     stable_version: str | None = Field(default=None, description="The last version that completed cutover.")
@@ -53,7 +57,6 @@ class FastRolloutStatus(ApiModel):
         default=None, description="String form of the selector, for the scale subresource."
     )
     versions: list[VersionStatus] = Field(default_factory=list)
-    conditions: list[Condition] = Field(default_factory=list)
     rollout_started_at: str | None = None
     traffic_stopped_at: str | None = None
     drained_at: str | None = None

@@ -1,0 +1,147 @@
+"""Bad FastRollouts are refused by the real API server at admission (schema + CEL), with messages that
+name the field, and nothing in the namespace changes. Good ones are stored with the schema's defaults."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from conftest import Testbed
+
+CRD = "crds/fastrollout.io_fastrollouts.yaml"
+
+
+def fleet(name: str = "bad") -> dict[str, Any]:
+    return {
+        "apiVersion": "fastrollout.io/v1alpha1",
+        "kind": "FastRollout",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": 3,
+            "template": {
+                "metadata": {"labels": {"app": "w"}},
+                "spec": {"containers": [{"name": "w", "image": "w:1"}]},
+            },
+        },
+    }
+
+
+def with_spec(path: str, value: Any) -> dict[str, Any]:
+    """A valid fleet with one spec field (dotted path) set to `value`, or removed when value is DELETE."""
+    manifest = copy.deepcopy(fleet())
+    node = manifest["spec"]
+    *parents, leaf = path.split(".")
+    for key in parents:
+        node = node.setdefault(key, {})
+    if value is DELETE:
+        node.pop(leaf, None)
+    else:
+        node[leaf] = value
+    return manifest
+
+
+DELETE = object()
+
+# (id, manifest, words the error must contain: the field's path and what is wrong)
+INVALID = [
+    ("replicas-string", with_spec("replicas", "many"), ["spec.replicas", "integer"]),
+    ("replicas-negative", with_spec("replicas", -1), ["spec.replicas", "greater than or equal to 0"]),
+    ("template-missing", with_spec("template", DELETE), ["spec.template", "Required"]),
+    ("no-containers", with_spec("template.spec.containers", []), ["spec.template.spec.containers", "at least 1"]),
+    ("container-without-image", with_spec("template.spec.containers", [{"name": "w"}]), ["image", "Required"]),
+    ("surge-150-percent", with_spec("strategy.maxSurge", "150%"), ["spec.strategy.maxSurge", "maxSurge must be"]),
+    ("surge-zero", with_spec("strategy.maxSurge", 0), ["spec.strategy.maxSurge", "positive integer"]),
+    ("surge-word", with_spec("strategy.maxSurge", "all"), ["spec.strategy.maxSurge", "percent"]),
+    ("min-ready-0", with_spec("strategy.minReadyPercent", 0), ["spec.strategy.minReadyPercent", "1"]),
+    ("min-ready-101", with_spec("strategy.minReadyPercent", 101), ["spec.strategy.minReadyPercent", "100"]),
+    (
+        "selector-not-matching",
+        with_spec("selector", {"matchLabels": {"app": "other"}}),
+        ["spec.selector", "selector.matchLabels must match template.metadata.labels"],
+    ),
+    ("complete-when-unknown", with_spec("completeWhen", "Eventually"), ["spec.completeWhen", "Unsupported value"]),
+    (
+        "prestop-longer-than-grace",
+        with_spec("drain", {"preStopSleepSeconds": 60, "terminationGracePeriodSeconds": 30}),
+        ["spec.drain.preStopSleepSeconds", "shorter than the termination grace period"],
+    ),
+    (
+        "prestop-longer-than-template-grace",
+        with_spec("template.spec.terminationGracePeriodSeconds", 3),
+        ["spec.drain.preStopSleepSeconds", "shorter than the termination grace period"],
+    ),
+    ("deadline-zero", with_spec("progressDeadlineSeconds", 0), ["spec.progressDeadlineSeconds"]),
+    ("version-not-a-label", with_spec("version", "v 2"), ["spec.version", "should match"]),
+    ("service-name-invalid", with_spec("serviceName", "Bad_Name"), ["spec.serviceName", "should match"]),
+    ("no-template-labels", with_spec("template.metadata", {}), ["spec.template.metadata.labels", "Required"]),
+    (
+        "reserved-label",
+        with_spec("template.metadata.labels", {"app": "w", "fastrollout.io/version": "x"}),
+        ["spec.template.metadata.labels", "fastrollout.io/ prefix"],
+    ),
+    ("paused-string", with_spec("paused", "yes"), ["spec.paused", "boolean"]),
+]
+
+
+@pytest.fixture(scope="module")
+def crd(testbed: Testbed) -> None:
+    testbed.kubectl("apply", "--server-side", "--force-conflicts", "-f", CRD)
+    testbed.kubectl("wait", "--for=condition=Established", "crd/fastrollouts.fastrollout.io", "--timeout=60s")
+
+
+def objects_in(testbed: Testbed, namespace: str) -> str:
+    return testbed.kubectl(
+        "get", "fastrollouts,replicasets,pods", "-n", namespace, "-o", "name"
+    ).stdout.strip()
+
+
+@pytest.mark.parametrize(("manifest", "words"), [pytest.param(m, w, id=i) for i, m, w in INVALID])
+def test_invalid_fastrollout_is_refused_with_a_clear_message(
+    testbed: Testbed, crd: None, namespace: str, manifest: dict[str, Any], words: list[str]
+) -> None:
+    before = objects_in(testbed, namespace)
+    result = testbed.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(manifest), check=False)
+    assert result.returncode != 0, f"the API server accepted an invalid FastRollout: {result.stdout}"
+    for word in words:
+        assert word in result.stderr, f"{word!r} not in the API server's message: {result.stderr}"
+    assert objects_in(testbed, namespace) == before
+
+
+def test_update_to_an_invalid_spec_is_refused_and_the_stored_object_is_unchanged(
+    testbed: Testbed, crd: None, namespace: str
+) -> None:
+    testbed.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(fleet("good")))
+    stored = testbed.kubectl("get", "fr/good", "-n", namespace, "-o", "jsonpath={.spec}").stdout
+    result = testbed.kubectl(
+        "patch", "fr/good", "-n", namespace, "--type=merge", "-p", '{"spec":{"selector":{"matchLabels":{"x":"y"}}}}',
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "selector" in result.stderr
+    assert testbed.kubectl("get", "fr/good", "-n", namespace, "-o", "jsonpath={.spec}").stdout == stored
+
+
+def test_selector_is_immutable(testbed: Testbed, crd: None, namespace: str) -> None:
+    manifest = fleet("immutable")
+    manifest["spec"]["selector"] = {"matchLabels": {"app": "w"}}
+    testbed.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(manifest))
+    manifest["spec"]["template"]["metadata"]["labels"]["tier"] = "x"
+    manifest["spec"]["selector"] = {"matchLabels": {"app": "w", "tier": "x"}}
+    result = testbed.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(manifest), check=False)
+    assert result.returncode != 0
+    assert "selector is immutable" in result.stderr
+
+
+def test_valid_fastrollout_is_stored_with_defaults(testbed: Testbed, crd: None, namespace: str) -> None:
+    testbed.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(fleet("defaults")))
+    spec = json.loads(testbed.kubectl("get", "fr/defaults", "-n", namespace, "-o", "jsonpath={.spec}").stdout)
+    assert spec["strategy"] == {"maxSurge": "100%", "minReadyPercent": 100}
+    assert spec["drain"] == {"preStopSleepSeconds": 5}
+    assert spec["completeWhen"] == "TrafficStopped"
+    assert spec["progressDeadlineSeconds"] == 600
+    assert spec["rollbackOnFailure"] is True
+    assert spec["paused"] is False
