@@ -24,9 +24,7 @@ class Condition(ApiModel):
     reason: str
     message: str = ""
     last_transition_time: str | None = None
-    # Written in this order (STYLE.md 4): what was seen, then the conditions, then the phase they imply.
     observed_generation: int | None = None
-    conditions: list[Condition] = Field(default_factory=list)
 
 
 class VersionStatus(ApiModel):
