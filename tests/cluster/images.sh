@@ -31,6 +31,7 @@ SITE="usr/local/lib/python$IMAGE_PYTHON_VERSION/dist-packages"  # on Debian pyth
 # Bump when the rootfs recipe below changes (the rootfs is the slow part, so it has its own key).
 ROOTFS_RECIPE=1
 ROOTFS_PACKAGES=python3
+BUILT=0  # set by a build_* that had to build
 
 log() { printf '[images %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -176,6 +177,7 @@ build_pause() {
   KEY=$(printf '%s\n' "$(hash_paths "$src" "$0" "$here/images/names.sh")" "$PAUSE_IMAGE" | sha256sum | cut -c1-16)
   ARCHIVE="$IMG_CACHE/pause-$KEY.tar"
   [ -f "$ARCHIVE" ] && return 0
+  BUILT=1
   mktmp; dir=$TMP
   mkdir "$dir/layer"
   # Static, so the image needs nothing but this one file (the upstream image is built the same way).
@@ -204,6 +206,7 @@ build_worker() {
     "$WORKER_IMAGE" | sha256sum | cut -c1-16)
   ARCHIVE="$IMG_CACHE/worker-$KEY.tar"
   [ -f "$ARCHIVE" ] && return 0
+  BUILT=1
   mktmp; dir=$TMP
   package_layer "$dir/app"
   make_layer "$dir/app" "$dir/app.tar"
@@ -257,6 +260,7 @@ build_operator() {
     "$here/images/fastrollout")" "$OPERATOR_IMAGE" | sha256sum | cut -c1-16)
   ARCHIVE="$IMG_CACHE/operator-$KEY.tar"
   [ -f "$ARCHIVE" ] && return 0
+  BUILT=1
   mktmp; dir=$TMP
   package_layer "$dir/app"
   install -D -m 0755 "$here/images/fastrollout" "$dir/app/usr/local/bin/fastrollout"
@@ -287,9 +291,9 @@ import_image() {  # address name key archive
   local addr=$1 ref
   ref=$(full_ref "$2")
   local listed
-  # Into a variable first: `ctr | grep -q` can fail under pipefail when grep exits before ctr writes.
-  listed=$(ctr -a "$addr" -n k8s.io images ls "name==$ref" 2>/dev/null || true)
-  if [[ $listed == *"fastrollout.test/input=$3"* ]]; then
+  # A filter, not grep on `ctr images ls`: its table truncates label values.
+  listed=$(ctr -a "$addr" -n k8s.io images ls -q "name==$ref,labels.\"fastrollout.test/input\"==$3" 2>/dev/null || true)
+  if [ "$listed" = "$ref" ]; then
     log "$ref: already in containerd"
     return 0
   fi
@@ -323,8 +327,8 @@ main() {
     # Keep only the current archive of each image.
     find "$IMG_CACHE" -maxdepth 1 -name "$img-*.tar" ! -path "$ARCHIVE" -delete
   done
-  # Drop blobs no tag references any more (old app layers).
-  umoci gc --layout "$LAYOUT"
+  # Drop blobs no tag references any more (old app layers); ~2 s, so only after a build.
+  [ "$BUILT" = 1 ] && umoci gc --layout "$LAYOUT"
   addr=$(containerd_address)
   if [ -z "$addr" ]; then
     [ "$mode" = import ] && die "no containerd socket (start tests/cluster/realnode.sh up, or set CONTAINERD_ADDRESS)"
