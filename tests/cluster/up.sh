@@ -28,7 +28,7 @@ SCHED_BURST=${SCHED_BURST:-100}
 KWOK_NODES=${KWOK_NODES:-4}
 ADVERTISE=${FASTROLLOUT_ADVERTISE_ADDRESS:-127.0.0.1}
 SERVICE_CIDR=10.96.0.0/16
-# kwok nodes get pod IPs from their spec.podCIDR: node i owns 10.(128+i).0.0/16. Nothing routes these
+# kwok node i has InternalIP 10.127.0.(i+1) and gets pod IPs from its spec.podCIDR, 10.(128+i).0.0/16. Nothing routes these
 # (kwok pods are not real), they only have to be unique and clear of the service range and of the real
 # node's bridge (10.244.0.0/24).
 [ "$KWOK_NODES" -ge 0 ] && [ "$KWOK_NODES" -le 100 ] || die "KWOK_NODES must be 0..100 (got $KWOK_NODES)"
@@ -176,11 +176,15 @@ start() {  # name cmd args...
   # for our stdout to close (CI runners, subprocess.run) must not wait for the daemons.
   # A background child of a non-interactive shell is never a process-group leader, so setsid does not
   # fork again and $! is the daemon's own pid.
-  setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
+  # env (when START_ENV is set) and setsid both exec, so the pid and /proc/<pid>/cmdline are the daemon's.
+  # 9>&-: the daemon must not inherit the lock fd, or it would hold $STATE.lock for its whole life and
+  # every later up.sh/down.sh would wait for it.
+  env ${START_ENV[@]+"${START_ENV[@]}"} setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null 9>&- &
   echo $! >"$PIDS/$name.pid"
   STARTED+=("$name")
 }
 STARTED=()
+START_ENV=()
 
 wait_until() {  # name timeout-seconds command...: polls; fails early if the component died
   local name=$1 timeout=$2
@@ -216,13 +220,23 @@ wait_until etcd 30 curl -fsS "http://127.0.0.1:$ETCD_PORT/health"
 # --delete-collection-workers=10: a DeleteCollection of pods (how a cutover removes a whole old version
 # in one call) is served by this many parallel workers; the default of 1 deletes one pod at a time and
 # makes a 4,000-pod collection delete take seconds longer (see shared/notes/watch-scale.md).
+# --feature-gates=WatchList=false: on etcd 3.4 (no RequestWatchProgress) the apiserver accepts a
+# streaming-list watch (sendInitialEvents, what client-go >= 1.35 informers try first) and then ends it
+# with an error; kwok's client-go then loops on it and only sees changes on periodic re-lists (pods got
+# their status ~10 s late). With the gate off the request is refused up front and every client falls
+# back to plain LIST + WATCH, which etcd 3.4 serves fine.
 # --advertise-address: the `kubernetes` Service endpoint; there is no usable non-loopback address the
-# apiserver listens on until a real node's bridge exists, so loopback by default.
+# apiserver listens on until a real node's bridge exists, so loopback by default. An Endpoints object
+# may not hold a loopback IP, so then the endpoint reconciler is off (else it fails every 10 s): the
+# Service has no endpoints, which nothing on kwok nodes needs.
+reconciler=lease
+case "$ADVERTISE" in 127.*) reconciler=none ;; esac
 start kube-apiserver "$BIN_DIR/kube-apiserver" \
   --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
   --bind-address=127.0.0.1 \
   --secure-port="$API_PORT" \
   --advertise-address="$ADVERTISE" \
+  --endpoint-reconciler-type="$reconciler" \
   --tls-cert-file="$PKI/apiserver.crt" \
   --tls-private-key-file="$PKI/apiserver.key" \
   --client-ca-file="$PKI/ca.crt" \
@@ -235,10 +249,19 @@ start kube-apiserver "$BIN_DIR/kube-apiserver" \
   --authorization-mode=Node,RBAC \
   --allow-privileged=true \
   --delete-collection-workers=10 \
+  --feature-gates=WatchList=false \
   --cert-dir="$STATE/certs/apiserver" \
   --profiling=false \
   --v=1
 wait_until kube-apiserver 60 kctl get --raw=/readyz
+# A new apiserver (new flags, or a crash) means every client's watches broke at once: restart the
+# clients too rather than trust each one's reconnect logic (kwok's caches went stale once, seen as
+# lease update conflicts and pods without status). They start in about a second.
+if [[ " ${STARTED[*]} " == *" kube-apiserver "* ]]; then
+  for c in kwok kube-scheduler kube-controller-manager; do
+    if running "$c"; then log "restarting $c after the apiserver restart"; stop_one "$c"; fi
+  done
+fi
 
 # --- kube-controller-manager -------------------------------------------------------------------------
 # --leader-elect=false: one instance; skipping the lease saves the ~2 s first acquisition and API calls.
@@ -344,6 +367,9 @@ spec:
   podCIDR: 10.$((128 + i)).0.0/16
   podCIDRs: [10.$((128 + i)).0.0/16]
 status:
+  addresses:
+  - {type: InternalIP, address: 10.127.0.$((1 + i))}
+  - {type: Hostname, address: kwok-node-$i}
   allocatable: {cpu: "1000", memory: 4Ti, pods: "5000", ephemeral-storage: 10Ti}
   capacity: {cpu: "1000", memory: 4Ti, pods: "5000", ephemeral-storage: 10Ti}
 EOF
