@@ -72,6 +72,12 @@ class Runtime:
     waker: "Waker"
     reconcilers: dict[Key, "Reconciler"] = field(default_factory=dict)
 
+    def forget(self, key: Key) -> "Reconciler | None":
+        """Drops everything kept for a deleted FastRollout; returns its reconciler, if any."""
+        self.observer.forget(*key)
+        self.metrics.forget(*key)
+        return self.reconcilers.pop(key, None)
+
 
 class Waker:
     """Carries wakes from watcher threads to the event loop: one loop callback per burst, not per event."""
@@ -152,6 +158,8 @@ class Reconciler:
             try:
                 requeue = await self.reconcile(woken)
                 error_delay = ERROR_BACKOFF[0]
+                if self._runtime.reconcilers.get(self.key) is not self:
+                    return  # the FastRollout is gone
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -183,7 +191,10 @@ class Reconciler:
         started = time.monotonic()
         body = await self._read()
         if body is None:
-            return None  # deleted; the DELETED event stops this loop
+            # Deleted. Usually the DELETED event has cancelled this loop already; this covers a
+            # deletion kopf missed (e.g. during a watch reconnect).
+            self._runtime.forget(self.key)
+            return None
         namespace, name = self.key
         metadata = body.get("metadata") or {}
         target = Target(namespace=namespace, name=name, uid=str(metadata.get("uid", "")))
@@ -316,11 +327,9 @@ async def fastrollout_event(
         return  # FastRollouts are namespaced; keeps the type checker honest
     key = (namespace, name)
     if type == "DELETED":
-        reconciler = runtime.reconcilers.pop(key, None)
+        reconciler = runtime.forget(key)
         if reconciler is not None:
             await reconciler.stop()
-        runtime.observer.forget(namespace, name)
-        runtime.metrics.forget(namespace, name)
         return
     service = body.get("spec", {}).get("serviceName")
     runtime.observer.track(namespace, name, service if isinstance(service, str) else None)
