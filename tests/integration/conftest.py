@@ -339,7 +339,10 @@ class OperatorProcess:
         rx = re.compile(pattern)
 
         def seen() -> re.Match[str] | None:
-            found = rx.search(self.log_text())
+            # Only what the process wrote: the fixture's own "===== start: <command>" lines would
+            # otherwise match any pattern that also appears in the command line.
+            output = "\n".join(ln for ln in self.log_text().splitlines() if not ln.startswith("===== "))
+            found = rx.search(output)
             if not found and not self.alive:
                 raise WaitTimeoutError(f"operator exited ({self.returncode}) before logging /{pattern}/")
             return found
