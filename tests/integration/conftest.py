@@ -23,7 +23,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -55,7 +55,7 @@ class WaitTimeoutError(AssertionError):
 
 
 def wait_for(
-    predicate: Callable[[], T],
+    predicate: Callable[[], T | None],
     timeout: float = 30.0,
     interval: float = 0.2,
     message: str | None = None,
@@ -68,7 +68,7 @@ def wait_for(
     """
     what = message or getattr(predicate, "__name__", repr(predicate))
     deadline = time.monotonic() + timeout
-    last_value: Any = None
+    last_value: T | None = None
     last_error: BaseException | None = None
     attempts = 0
     while True:
@@ -406,10 +406,13 @@ def operator_process(
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    report: pytest.TestReport = yield
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
     if report.failed:
-        for i, op in enumerate(item.stash.get(OPERATORS_KEY, [])):
+        operators: list[OperatorProcess] = item.stash.get(OPERATORS_KEY, [])
+        for i, op in enumerate(operators):
             state = "running" if op.alive else f"exited {op.returncode}"
             report.sections.append(
                 (f"operator #{i} log tail ({state}; full log: {op.log_path})", op.log_tail(80) or "(empty)")

@@ -63,7 +63,7 @@ def is_ready(pod: dict[str, Any] | None) -> bool:
 
 
 def is_running(pod: dict[str, Any] | None) -> bool:
-    return bool(pod) and pod["status"].get("phase") == "Running" and bool(pod["status"].get("podIP"))
+    return pod is not None and pod["status"].get("phase") == "Running" and bool(pod["status"].get("podIP"))
 
 
 def time_until_ready(bed: Testbed, ns: str, name: str, timeout: float = 30) -> float:
@@ -76,7 +76,8 @@ def time_until_ready(bed: Testbed, ns: str, name: str, timeout: float = 30) -> f
 
 
 def kwok_nodes(bed: Testbed) -> list[dict[str, Any]]:
-    return bed.kubectl_json("get", "nodes", "-l", "type=kwok")["items"]
+    items: list[dict[str, Any]] = bed.kubectl_json("get", "nodes", "-l", "type=kwok")["items"]
+    return items
 
 
 # ----------------------------------------------------------------------------------------------- nodes
@@ -168,8 +169,13 @@ def test_pod_goes_running_then_ready_after_the_default_and_annotated_delays(
     testbed.apply(pod_manifest("default-delay"), namespace)
     testbed.apply(pod_manifest("slow", annotations={"fastrollout.test/start-delay": "4"}), namespace)
     # Running with an IP before Ready: the bed reproduces the window in which a pod exists but serves nothing.
+
+    def slow_running() -> dict[str, Any] | None:
+        pod = get_pod(testbed, namespace, "slow")
+        return pod if is_running(pod) else None
+
     running = testbed.wait_for(
-        lambda: is_running(get_pod(testbed, namespace, "slow")) and get_pod(testbed, namespace, "slow"),
+        slow_running,
         timeout=30,
         interval=0.05,
         message="slow pod Running",
