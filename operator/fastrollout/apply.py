@@ -9,6 +9,7 @@ kopf stay responsive while a 4,000-pod collection delete is in flight.
 """
 
 import asyncio
+import functools
 import logging
 import socket
 from collections.abc import Mapping
@@ -43,6 +44,9 @@ from fastrollout.plan.model import (
 logger = logging.getLogger(__name__)
 
 HTTP_NOT_FOUND, HTTP_CONFLICT = 404, 409
+REQUEST_SECONDS = 30.0
+# The API server deletes a collection in one request: 4,000 pods take 5-9 s (notes/watch-scale.md).
+DELETE_COLLECTION_SECONDS = 300.0
 EVENT_MESSAGE_LIMIT = 1024  # the API rejects longer event messages
 COMPONENT = "fastrollout"
 MERGE_PATCH = "application/merge-patch+json"
@@ -165,8 +169,10 @@ class Applier:
         method: str,
         path: str,
         body: Mapping[str, Any] | None = None,
+        *,
         query: Mapping[str, str] | None = None,
         content_type: str = "application/json",
+        timeout: float = REQUEST_SECONDS,
     ) -> None:
         """One API call with a JSON body; raises ApiException on a non-2xx answer. Blocking."""
         params = self._api.param_serialize(
@@ -177,7 +183,7 @@ class Applier:
             body=body,
             auth_settings=["BearerToken"],
         )
-        response = self._api.call_api(*params)
+        response = self._api.call_api(*params, _request_timeout=timeout)
         response.read()  # type: ignore[no-untyped-call]  # frees the connection; the body is not decoded
         if not 200 <= response.status <= 299:
             raise ApiException.from_response(http_resp=response, body=None, data=None)
@@ -215,6 +221,7 @@ class Applier:
                         "DELETE",
                         f"/api/v1/namespaces/{target.namespace}/pods",
                         query={"labelSelector": pods_selector(target, revision)},
+                        timeout=DELETE_COLLECTION_SECONDS,
                     )
                 case DeleteReplicaSet(name=name):
                     self._request("DELETE", f"{replica_sets}/{name}", DELETE_IN_BACKGROUND)
@@ -243,7 +250,9 @@ class Applier:
             return False
         path = f"/apis/{GROUP}/{VERSION}/namespaces/{target.namespace}/{PLURAL}/{target.name}/status"
         try:
-            await asyncio.to_thread(self._request, "PATCH", path, {"status": patch}, None, MERGE_PATCH)
+            await asyncio.to_thread(
+                functools.partial(self._request, "PATCH", path, {"status": patch}, content_type=MERGE_PATCH)
+            )
         except ApiException as error:
             _ignore(error, HTTP_NOT_FOUND)  # deleted meanwhile
             return False

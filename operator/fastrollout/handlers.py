@@ -37,7 +37,7 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from fastrollout.api import GROUP, PLURAL, VERSION, FastRolloutSpec, FastRolloutStatus
-from fastrollout.apply import HTTP_NOT_FOUND, Applier, Target
+from fastrollout.apply import HTTP_NOT_FOUND, REQUEST_SECONDS, Applier, Target
 from fastrollout.metrics import Metrics
 from fastrollout.observe import Observer
 from fastrollout.plan import decide
@@ -182,6 +182,7 @@ class Reconciler:
                 PLURAL,
                 name,
                 _preload_content=False,
+                _request_timeout=REQUEST_SECONDS,
             )
         except ApiException as error:
             if error.status == HTTP_NOT_FOUND:
@@ -344,7 +345,11 @@ async def fastrollout_event(
 
 
 def make_runtime(options: Options) -> Runtime:
-    api = client.ApiClient(options.configuration)
+    # Each child watch holds a connection for its lifetime; apply's worker threads need theirs too.
+    watches = 3 * max(len(options.namespaces), 1)
+    configuration = options.configuration
+    configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize, watches + 8)
+    api = client.ApiClient(configuration)
     reconcilers: dict[Key, Reconciler] = {}
 
     def deliver(key: Key) -> None:
