@@ -92,6 +92,7 @@ make_layer() {  # dir out.tar
 debian_mirror() {
   if [ -n "${DEBIAN_MIRROR:-}" ]; then echo "$DEBIAN_MIRROR"; return; fi
   # The same source apt on this host uses, so no host name is written down here.
+  # shellcheck disable=SC2016  # $(...) are apt's format fields, not shell
   apt-get indextargets --format '$(REPO_URI) $(RELEASE) $(COMPONENT)' 'Created-By: Packages' 2>/dev/null \
     | awk -v s="$IMAGE_SUITE" '$2 == s && $3 == "main" {print $1; exit}'
 }
@@ -239,11 +240,12 @@ opdeps_tag() {  # sets DEPS_TAG
     mktmp; dir=$TMP
     log "pip: operator dependencies for cp${IMAGE_PYTHON_VERSION/./} manylinux"
     # Wheels only, for the image's interpreter and glibc (bookworm: 2.36), not the host's.
-    # shellcheck disable=SC2086
+    local -a reqs
+    mapfile -t reqs <<<"$deps"
     PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location --no-warn-conflicts --no-compile \
       --target "$dir/deps/$SITE" --implementation cp --python-version "$IMAGE_PYTHON_VERSION" \
       --platform manylinux2014_x86_64 --platform manylinux_2_28_x86_64 --only-binary=:all: \
-      $(echo "$deps" | tr '\n' ' ')
+      "${reqs[@]}"
     # Console scripts pip wrote point at the host's interpreter; the image has its own entrypoint.
     rm -rf "$dir/deps/$SITE/bin"
     make_layer "$dir/deps" "$dir/deps.tar"

@@ -99,6 +99,12 @@ ns_pids() {
   done
   return 0
 }
+# Processes in kubelet's pod cgroups (cgroup v1: any one hierarchy lists them all).
+kubepods_pids() {
+  local d=/sys/fs/cgroup/pids/kubepods
+  [ -d "$d" ] || return 0
+  find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null || true
+}
 wait_for() {  # timeout_s description command...
   local timeout=$1 what=$2 i
   shift 2
@@ -106,7 +112,7 @@ wait_for() {  # timeout_s description command...
     "$@" >/dev/null 2>&1 && return 0
     sleep 0.1
   done
-  die "$what not ready after ${timeout}s (logs: $LOGS)"
+  die "$what not ready after ${timeout}s (logs: $LOGS; \`$0 down\` cleans up)"
 }
 
 # --- prerequisites ---------------------------------------------------------------------------------
@@ -281,7 +287,9 @@ imageGCLowThresholdPercent: 99
 evictionHard: {memory.available: 100Mi, nodefs.available: 1%, nodefs.inodesFree: 1%, imagefs.available: 1%, imagefs.inodesFree: 1%}
 podLogsDir: $RN/pod-logs
 volumePluginDir: $RN/kubelet/volume-plugins
-resolvConf: /etc/resolv.conf
+# No cluster DNS here, and the host's resolvers are off-machine: pods get no nameserver at all (dnsPolicy
+# Default and the ClusterFirst fallback both read this), so nothing in a pod even tries to resolve out.
+resolvConf: ""
 # No systemd inhibitor locks here; graceful node shutdown cannot work, so don't try.
 shutdownGracePeriod: 0s
 shutdownGracePeriodCriticalPods: 0s
@@ -486,10 +494,11 @@ cmd_down() {
     done
   fi
   stop_proc containerd
-  # Whatever is left in the namespace (a stuck shim or container process) is ours by construction.
-  pids=$(ns_pids | grep -vx "$(cat "$PIDS/anchor.pid" 2>/dev/null || echo none)" || true)
+  # Whatever is left is ours by construction: in our mount namespace (kubelet, containerd, shims), or
+  # in kubelet's cgroup tree (container processes, which have mount namespaces of their own).
+  pids=$({ ns_pids; kubepods_pids; } | sort -u | grep -vx "$(cat "$PIDS/anchor.pid" 2>/dev/null || echo none)" || true)
   if [ -n "$pids" ]; then
-    log "killing leftover processes of the real node: $(echo $pids)"
+    log "killing leftover processes of the real node: ${pids//$'\n'/ }"
     for p in $pids; do kill -KILL "$p" 2>/dev/null || true; done
   fi
   stop_proc anchor 5
@@ -584,6 +593,7 @@ cmd_check_clean() {
   [ -n "$out" ] && { echo "files:"; echo "$out"; bad=1; }
   out=$(ls /sys/fs/cgroup/*/kubepods -d 2>/dev/null || true)
   [ -n "$out" ] && { echo "cgroups:"; echo "$out"; bad=1; }
+  # shellcheck disable=SC2009  # pgrep cannot match on the whole command line this way
   out=$(ps -eo pid,args | grep -E "$RN|containerd-shim|[k]ubelet --config|[k]ube-proxy --config" | grep -v grep || true)
   [ -n "$out" ] && { echo "processes:"; echo "$out"; bad=1; }
   [ $bad = 0 ] && echo "clean: no real node dirs, mounts, iptables chains, links, cgroups or processes"
