@@ -405,7 +405,7 @@ start_relay() {
   local server hostport
   server=$(kctl config view --minify -o jsonpath='{.clusters[0].cluster.server}')
   hostport=${server#https://}
-  start_proc api-relay host socat "TCP-LISTEN:${hostport##*:},bind=$NODE_IP,reuseaddr,fork" "TCP:$hostport"
+  start_proc api-relay host socat "TCP-LISTEN:${hostport##*:},bind=$NODE_IP,reuseaddr,fork,backlog=128" "TCP:$hostport"
 }
 # socat forks a child per connection (long-lived watches); they share its process group (setsid made
 # socat the group leader), so stop the group.
@@ -437,6 +437,11 @@ cmd_up() {
   fi
   # Half up (a crash, an interrupted up): start from clean rather than guess what survived.
   if [ -d "$RN" ]; then log "partial real node found; cleaning it first"; cmd_down; fi
+  # One real node per machine (fixed bridge, pod range and kubelet/kube-proxy ports): refuse clearly
+  # rather than fail half-way if another bed's real node runs.
+  if [ -n "$(ss -Htln '( sport = :10250 or sport = :10256 )' 2>/dev/null)" ]; then
+    die "ports 10250/10256 are taken: another test bed's real node runs here (realnode.sh down with its FASTROLLOUT_STATE)"
+  fi
   mkdir -p "$PIDS" "$LOGS" "$PKI"
   # kubelet creates this fixed path; remove it at down only if it was not there before.
   [ -d /var/log/containers ] || touch "$RN/varlog-containers.ours"
