@@ -8,6 +8,7 @@ Everything here talks to a real test bed (tests/cluster/up.sh); the numbers are 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -58,6 +59,7 @@ class Bed:
     state: str
     port_offset: int
     kwok_nodes: int = 8
+    scripts: str = str(REPO / "tests/cluster")  # up.sh/down.sh; a pinned copy keeps a sweep on one version
     qps: str | None = None
 
     @property
@@ -76,17 +78,24 @@ class Bed:
         if self.qps == qps:
             return
         log(f"test bed {self.state}: {qps_label(qps)}")
-        subprocess.run(
-            [str(REPO / "tests/cluster/up.sh")], env=self.env(qps), check=True, stdout=subprocess.DEVNULL
-        )
+        subprocess.run([f"{self.scripts}/up.sh"], env=self.env(qps), check=True, stdout=subprocess.DEVNULL)
         self.qps = qps
 
     def down(self) -> None:
         subprocess.run(
-            [str(REPO / "tests/cluster/down.sh")],
+            [f"{self.scripts}/down.sh"],
             env={**os.environ, "FASTROLLOUT_STATE": self.state},
             check=True,
         )
+
+    def fingerprint(self) -> dict[str, str]:
+        """sha256 (first 12) of the scripts and kwok stages the bed runs with."""
+        out = {}
+        for name in ("up.sh", "kwok-stages.yaml"):
+            data = Path(f"{self.scripts}/{name}").read_bytes()
+            out[name] = hashlib.sha256(data).hexdigest()[:12]
+        out["scripts"] = self.scripts
+        return out
 
     def pid(self, component: str) -> int:
         return int(Path(f"{self.state}/pids/{component}.pid").read_text().strip())
@@ -208,6 +217,11 @@ class Api:
             check=True,
             stdout=subprocess.DEVNULL,
         )
+
+    def leftover_namespaces(self, prefixes: tuple[str, ...] = ("b-", "cost-")) -> list[str]:
+        body = self.request("GET", "/api/v1/namespaces")
+        names = [str(item["metadata"]["name"]) for item in body.get("items") or ()]
+        return [n for n in names if n.startswith(prefixes)]
 
     def empty_namespace(self, ns: str) -> None:
         """Removes a benchmark namespace fast: controllers first (orphaning), then every pod at once with

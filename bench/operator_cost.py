@@ -55,10 +55,13 @@ class Cost:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.timing = PodTiming(args.start, args.drain, args.grace)
-        self.bed = Bed(args.state, args.port_offset, kwok_nodes=args.kwok_nodes)
+        self.bed = Bed(args.state, args.port_offset, kwok_nodes=args.kwok_nodes, scripts=args.cluster_scripts)
         self.bed.up(args.setup_qps)
         self.api = Api(self.bed.kubeconfig)
         self.api.install_crd()
+        for ns in self.api.leftover_namespaces():
+            log(f"removing leftover namespace {ns}")
+            self.api.empty_namespace(ns)
         self.recorder = Recorder(self.api)
         self.recorder.start()
         self.names = [f"f{i}" for i in range(len(args.fleets))]
@@ -67,7 +70,7 @@ class Cost:
         self.versions = dict.fromkeys(self.names, 1)
         self.result: dict[str, Any] = {
             "kind": "operator_cost",
-            "machine": machine_info(self.api),
+            "machine": machine_info(self.api) | {"testbed": self.bed.fingerprint()},
             "args": vars(args),
             "fleets": args.fleets,
             "pods": sum(args.fleets),
@@ -269,6 +272,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--grace", type=int, default=30)
     ap.add_argument("--state", default="/tmp/fr-bench")
     ap.add_argument("--port-offset", type=int, default=200)
+    ap.add_argument("--cluster-scripts", default=str(Path(__file__).resolve().parents[1] / "tests/cluster"))
     ap.add_argument("--kwok-nodes", type=int, default=8)
     ap.add_argument("--settle", type=float, default=10.0)
     ap.add_argument("--timeout", type=float, default=1800.0)

@@ -53,6 +53,9 @@ from bench.cluster import (
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SYSTEMS = ("fastrollout", "fastrollout-25", "deploy-25-25", "deploy-100-0")
+# fastrollout without spec.serviceName: "receives traffic" ends when a pod starts terminating (the
+# benchmark still judges (b) from the Service's EndpointSlices, as for every system)
+EXTRA_SYSTEMS = ("fastrollout-nosvc",)
 
 
 @dataclass(frozen=True)
@@ -110,7 +113,7 @@ def workload(system: str, app: str, n: int, version: str, timing: PodTiming) -> 
                 "selector": {"matchLabels": {"app": app}},
                 "template": template,
                 "version": version,
-                "serviceName": app,
+                **({} if system == "fastrollout-nosvc" else {"serviceName": app}),
                 "strategy": {"maxSurge": surge, "minReadyPercent": 100},
                 "drain": {"terminationGracePeriodSeconds": timing.grace_s},
                 "completeWhen": "TrafficStopped",
@@ -162,10 +165,13 @@ class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.timing = PodTiming(args.start, args.drain, args.grace)
-        self.bed = Bed(args.state, args.port_offset, kwok_nodes=args.kwok_nodes)
+        self.bed = Bed(args.state, args.port_offset, kwok_nodes=args.kwok_nodes, scripts=args.cluster_scripts)
         self.bed.up(args.setup_qps)
         self.api = Api(self.bed.kubeconfig)
         self.api.install_crd()
+        for ns in self.api.leftover_namespaces():
+            log(f"removing leftover namespace {ns}")
+            self.api.empty_namespace(ns)
         self.operator: Operator | None = None
         if any(s.startswith("fastrollout") for s in args.systems):
             self.operator = Operator(self.bed.kubeconfig, RESULTS / "logs" / f"operator-{args.stamp}.log")
@@ -174,7 +180,7 @@ class Bench:
         self.recorder.start()
         self.runs: list[dict[str, Any]] = []
         self.out = RESULTS / "runs" / f"rollout-{args.stamp}.json"
-        self.machine = machine_info(self.api)
+        self.machine = machine_info(self.api) | {"testbed": self.bed.fingerprint()}
 
     def close(self) -> None:
         self.recorder.stop()
@@ -309,12 +315,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="repeats per N and QPS: one number, or N=R pairs, e.g. 100=3,1000=3,4000=1 (default 3)",
     )
     ap.add_argument("--qps", default="stock,raised", help="QPS settings to time, in order (stock, raised)")
-    ap.add_argument("--systems", default=",".join(SYSTEMS), help=f"subset of {','.join(SYSTEMS)}")
+    ap.add_argument(
+        "--systems", default=",".join(SYSTEMS), help=f"some of {','.join(SYSTEMS + EXTRA_SYSTEMS)}"
+    )
     ap.add_argument("--start", type=float, default=2.0, help="pod start delay, s (kwok; default 2)")
     ap.add_argument("--drain", type=float, default=20.0, help="drain of a deleted pod, s (kwok; default 20)")
     ap.add_argument("--grace", type=int, default=30, help="terminationGracePeriodSeconds (default 30)")
     ap.add_argument("--state", default="/tmp/fr-bench", help="test bed state dir (default /tmp/fr-bench)")
     ap.add_argument("--port-offset", type=int, default=200, help="test bed port offset (default 200)")
+    ap.add_argument(
+        "--cluster-scripts",
+        default=str(Path(__file__).resolve().parents[1] / "tests/cluster"),
+        help="directory with up.sh/down.sh (default tests/cluster; pass a pinned copy for a long sweep)",
+    )
     ap.add_argument("--kwok-nodes", type=int, default=8, help="kwok nodes, 5,000 pods each (default 8)")
     ap.add_argument(
         "--setup-qps", default="raised", help="QPS setting while fleets are created (default raised)"
@@ -332,7 +345,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if q not in QPS_SETTINGS:
             ap.error(f"unknown QPS setting {q}; known: {', '.join(QPS_SETTINGS)}")
     for s in args.systems:
-        if s not in SYSTEMS:
+        if s not in SYSTEMS + EXTRA_SYSTEMS:
             ap.error(f"unknown system {s}")
     if "=" in args.repeat:
         table = {int(k): int(v) for k, v in (p.split("=") for p in args.repeat.split(","))}
