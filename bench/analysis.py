@@ -251,6 +251,7 @@ class RolloutTimes:
     min_ready_percent_s: float | None  # the new pods reached minReadyPercent (fastrollout's cutover gate)
     first_old_terminating_s: float | None  # the first old pod got its deletionTimestamp
     all_old_terminating_s: float | None  # every old pod terminating (or gone): the cutover's deletes done
+    cutover_started_s: float | None  # first old pod turning terminating at or after the min-ready gate
     status_traffic_stopped_s: float | None  # a FastRollout's status first said TrafficStopped
     cutover_latency_s: float | None  # status_traffic_stopped_s - min_ready_percent_s
     min_ready_capacity: int
@@ -296,6 +297,7 @@ def analyze(
     status_stopped_at: float | None = None
     first_term_at: float | None = None
     all_term_at: float | None = None
+    cut_start_at: float | None = None
     min_capacity: int | None = None
     min_pods_ready: int | None = None
     below_since: float | None = None
@@ -356,6 +358,8 @@ def analyze(
             new_ready_at = t
         if gate_at is None and c.new_ready >= threshold:
             gate_at = t
+        if cut_start_at is None and gate_at is not None and c.old_draining > prev.old_draining:
+            cut_start_at = t
         if first_term_at is None and c.old_draining > 0:
             first_term_at = t
         live_old = c.old_present - c.old_draining
@@ -403,6 +407,7 @@ def analyze(
         min_ready_percent_s=rel(gate_at),
         first_old_terminating_s=rel(first_term_at),
         all_old_terminating_s=rel(all_term_at),
+        cutover_started_s=rel(cut_start_at),
         status_traffic_stopped_s=rel(status_stopped_at),
         cutover_latency_s=cutover,
         min_ready_capacity=min_capacity,

@@ -10,6 +10,7 @@ bench/ecs_model.py with the same N, start and drain times and are labelled MODEL
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import sys
 from collections import defaultdict
@@ -21,7 +22,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import ecs_model
-from bench.analysis import Spread, spread
+from bench.analysis import Spread, analyze, spread
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SYSTEM_ORDER = ("fastrollout", "fastrollout-nosvc", "fastrollout-25", "deploy-25-25", "deploy-100-0")
@@ -264,6 +265,38 @@ def table(rows: Sequence[Row], ecs: Mapping[tuple[int, str], ecs_model.EcsResult
     return out
 
 
+def cutover_table(runs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Where fastrollout's cutover time goes: operator reaction, the API's delete, endpoint update, status."""
+    groups: dict[tuple[int, str, str], list[Mapping[str, Any]]] = defaultdict(list)
+    for r in runs:
+        if r["system"].startswith("fastrollout"):
+            groups[(int(r["n"]), r["qps"], r["system"])].append(r["times"])
+
+    def d(ts: Sequence[Mapping[str, Any]], a: str, b: str) -> str:
+        vals = [t[b] - t[a] for t in ts if t.get(a) is not None and t.get(b) is not None]
+        return spread(vals).fmt(2)
+
+    out = [
+        "| system | N | QPS | all new Ready -> an old pod terminating (operator reaction + scale/delete call) "
+        "| -> all old terminating (collection delete) | all old terminating -> no old ready endpoint "
+        "(EndpointSlice controller) | -> status TrafficStopped (operator sees it, writes status) | total cutover |",
+        "|---|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    qps_rank = {q: i for i, q in enumerate(QPS_ORDER)}
+    for (n, qps, system), ts in sorted(
+        groups.items(), key=lambda kv: (kv[0][0], qps_rank.get(kv[0][1], 9), _key(kv[0][2]))
+    ):
+        out.append(
+            f"| {SYSTEM_LABEL.get(system, system)} | {n:,} | {qps} | "
+            f"{d(ts, 'min_ready_percent_s', 'cutover_started_s')} | "
+            f"{d(ts, 'cutover_started_s', 'all_old_terminating_s')} | "
+            f"{d(ts, 'all_old_terminating_s', 'traffic_stopped_s')} | "
+            f"{d(ts, 'traffic_stopped_s', 'status_traffic_stopped_s')} | "
+            f"{d(ts, 'min_ready_percent_s', 'status_traffic_stopped_s')} |"
+        )
+    return out
+
+
 def breakdown_table(results: Mapping[tuple[int, str], ecs_model.EcsResult], n: int) -> list[str]:
     out = [
         f"| mechanism ({MODEL}, N={n:,}) | "
@@ -479,6 +512,12 @@ def render(
         "",
         *table(rows, ecs),
         "",
+        "## fastrollout cutover, step by step (seconds; median (min-max))",
+        "",
+        "For maxSurge 25% the last wave's cutover is shown (earlier waves scale the old ReplicaSet down).",
+        "",
+        *cutover_table(runs),
+        "",
         "## Targets (issue 5)",
         "",
         "```",
@@ -539,16 +578,38 @@ def cost_section(cost: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def reanalyze(runs: list[dict[str, Any]], events_dir: Path) -> int:
+    """Recomputes each run's times from its stored event recording (after a change to bench.analysis)."""
+    done = 0
+    for r in runs:
+        path = events_dir / f"{r['name']}.json.gz"
+        if not path.exists():
+            continue
+        with gzip.open(path, "rt") as f:
+            rec = json.load(f)
+        step = 1.0 if int(r["n"]) < 4000 else 2.0
+        r["times"] = analyze(rec["events"], rec["t0"], rec["target"], int(rec["n"]), 100, step).as_dict()
+        done += 1
+    return done
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", help="comma-separated run files (default: bench/results/runs/*.json)")
     ap.add_argument("--out", default=str(RESULTS), help="output directory (default bench/results)")
     ap.add_argument("--no-plots", action="store_true")
+    ap.add_argument(
+        "--reanalyze",
+        action="store_true",
+        help="recompute every run's times from bench/results/events/ (where recorded) before reporting",
+    )
     args = ap.parse_args(argv)
     paths = (
         [Path(p) for p in args.runs.split(",")] if args.runs else sorted((RESULTS / "runs").glob("*.json"))
     )
     runs, cost, docs = load(paths)
+    if args.reanalyze:
+        print(f"re-analysed {reanalyze(runs, RESULTS / 'events')} of {len(runs)} runs", file=sys.stderr)
     text = render(runs, cost, docs, Path(args.out), plots=not args.no_plots)
     print(text)
     return 0

@@ -115,6 +115,7 @@ def test_bulk_rollout_times() -> None:
     assert r.min_ready_percent_s == 3.0
     assert r.first_old_terminating_s == 4.0
     assert r.all_old_terminating_s == 4.0
+    assert r.cutover_started_s == 4.0
     assert r.traffic_stopped_s == 4.5
     assert r.drained_s == 24.2
     assert r.status_traffic_stopped_s == 5.2
@@ -170,6 +171,7 @@ def test_capacity_dip_is_measured_from_endpoints() -> None:
     assert r.traffic_stopped_s is None
     assert r.drained_s is None
     assert r.cutover_latency_s is None
+    assert r.cutover_started_s is None  # the gate (4 new Ready) was never reached
 
 
 def test_endpoint_listed_in_two_slices_counts_once_and_absent_ready_is_ready() -> None:
