@@ -16,6 +16,7 @@
 #   KCM_QPS / KCM_BURST      kube-controller-manager client QPS/burst (stock 20/30)
 #   SCHED_QPS / SCHED_BURST  kube-scheduler client QPS/burst (stock 50/100)
 #   KWOK_NODES               number of fake nodes (default 4; at most 100)
+#   KWOK_PARALLELISM         kwok workers applying pod stages (default 16)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/cluster/lib.sh
@@ -319,24 +320,40 @@ start kube-scheduler "$BIN_DIR/kube-scheduler" \
 
 # --- kwok --------------------------------------------------------------------------------------------
 # Manages only nodes annotated kwok.x-k8s.io/node=fake, so a real kubelet can join the same cluster.
-# Stages (kwok-stages.yaml) are copied into the state dir so an edit to the repo file is a settings
-# change (restart), and a running bed never reads a half-written file.
-cp "$here/kwok-stages.yaml" "$STATE/kwok-stages.yaml.new"
-if ! cmp -s "$STATE/kwok-stages.yaml.new" "$STATE/kwok-stages.yaml" 2>/dev/null; then
-  mv "$STATE/kwok-stages.yaml.new" "$STATE/kwok-stages.yaml"
-  if running kwok; then log "kwok: stages changed, restarting it"; stop_one kwok; fi
+# Its config (parallelism) and the stages (kwok-stages.yaml) go into one file in the state dir: a change
+# to either is a settings change (restart), and a running kwok never reads a half-written file.
+# podPlayStageParallelism: kwok applies stages with 4 workers by default, which caps a fleet at a few
+# hundred pod updates per second and made 2,000 pods take ~50 s to become Ready.
+{
+  cat <<EOF
+apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokConfiguration
+options:
+  podPlayStageParallelism: ${KWOK_PARALLELISM:-16}
+  nodePlayStageParallelism: 4
+  # A KwokConfiguration from a file gets no defaults for these: 0 makes kwok refuse to start.
+  nodeLeaseParallelism: 4
+  podsOnNodeSyncParallelism: 1
+EOF
+  cat "$here/kwok-stages.yaml"
+} >"$STATE/kwok.yaml.new"
+if ! cmp -s "$STATE/kwok.yaml.new" "$STATE/kwok.yaml" 2>/dev/null; then
+  mv "$STATE/kwok.yaml.new" "$STATE/kwok.yaml"
+  if running kwok; then log "kwok: config or stages changed, restarting it"; stop_one kwok; fi
 else
-  rm -f "$STATE/kwok-stages.yaml.new"
+  rm -f "$STATE/kwok.yaml.new"
 fi
 # --node-lease-duration-seconds: kwok renews a Lease per node every ~10 s instead of rewriting node
 # status, which is what a real kubelet does and far cheaper for the apiserver.
+# --v=WARN: at INFO kwok logs every patch of every pod (two lines per pod start).
 start kwok "$BIN_DIR/kwok" \
   --kubeconfig="$STATE/kwok.kubeconfig" \
-  --config="$STATE/kwok-stages.yaml" \
+  --config="$STATE/kwok.yaml" \
   --manage-all-nodes=false \
   --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
   --node-lease-duration-seconds=40 \
-  --server-address="127.0.0.1:$KWOK_PORT"
+  --server-address="127.0.0.1:$KWOK_PORT" \
+  --v=WARN
 
 wait_until kube-controller-manager 60 curl -fsSk "https://127.0.0.1:$KCM_PORT/healthz"
 wait_until kube-scheduler 60 curl -fsSk "https://127.0.0.1:$SCHED_PORT/healthz"
