@@ -399,6 +399,16 @@ EOF
   done
 fi
 
+# Nodes created by an older up.sh (or by hand) may lack an InternalIP; pods on them would get an empty
+# hostIP, which the apiserver rejects, and never start. Status is not part of `apply`, so patch it.
+for n in $(kctl get nodes -l type=kwok -o jsonpath='{range .items[?(@.metadata.name)]}{.metadata.name}={.status.addresses[?(@.type=="InternalIP")].address}{" "}{end}'); do
+  name=${n%%=*} ip=${n#*=} idx=${name#kwok-node-}
+  [ -z "$ip" ] && [[ $idx =~ ^[0-9]+$ ]] || continue
+  log "setting InternalIP of $name"
+  kctl patch node "$name" --subresource=status --type=merge \
+    -p "{\"status\":{\"addresses\":[{\"type\":\"InternalIP\",\"address\":\"10.127.0.$((1 + idx))\"},{\"type\":\"Hostname\",\"address\":\"$name\"}]}}" >/dev/null
+done
+
 # --- readiness ---------------------------------------------------------------------------------------
 wait_until kube-apiserver 60 kctl get --raw=/readyz
 # The ServiceAccount controller creates `default` in each namespace; pods cannot be created before it.
