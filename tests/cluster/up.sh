@@ -185,7 +185,7 @@ start() {  # name cmd args...
   STARTED+=("$name")
 }
 STARTED=()
-START_ENV=()
+START_ENV=()  # extra environment for a component start (e.g. a client-go feature gate); none needed today
 
 wait_until() {  # name timeout-seconds command...: polls; fails early if the component died
   local name=$1 timeout=$2
