@@ -51,9 +51,21 @@ INVALID = [
     ("replicas-string", with_spec("replicas", "many"), ["spec.replicas", "integer"]),
     ("replicas-negative", with_spec("replicas", -1), ["spec.replicas", "greater than or equal to 0"]),
     ("template-missing", with_spec("template", DELETE), ["spec.template", "Required"]),
-    ("no-containers", with_spec("template.spec.containers", []), ["spec.template.spec.containers", "at least 1"]),
-    ("container-without-image", with_spec("template.spec.containers", [{"name": "w"}]), ["image", "Required"]),
-    ("surge-150-percent", with_spec("strategy.maxSurge", "150%"), ["spec.strategy.maxSurge", "maxSurge must be"]),
+    (
+        "no-containers",
+        with_spec("template.spec.containers", []),
+        ["spec.template.spec.containers", "at least 1"],
+    ),
+    (
+        "container-without-image",
+        with_spec("template.spec.containers", [{"name": "w"}]),
+        ["image", "Required"],
+    ),
+    (
+        "surge-150-percent",
+        with_spec("strategy.maxSurge", "150%"),
+        ["spec.strategy.maxSurge", "maxSurge must be"],
+    ),
     ("surge-zero", with_spec("strategy.maxSurge", 0), ["spec.strategy.maxSurge", "positive integer"]),
     ("surge-word", with_spec("strategy.maxSurge", "all"), ["spec.strategy.maxSurge", "percent"]),
     ("min-ready-0", with_spec("strategy.minReadyPercent", 0), ["spec.strategy.minReadyPercent", "1"]),
@@ -63,7 +75,11 @@ INVALID = [
         with_spec("selector", {"matchLabels": {"app": "other"}}),
         ["spec.selector", "selector.matchLabels must match template.metadata.labels"],
     ),
-    ("complete-when-unknown", with_spec("completeWhen", "Eventually"), ["spec.completeWhen", "Unsupported value"]),
+    (
+        "complete-when-unknown",
+        with_spec("completeWhen", "Eventually"),
+        ["spec.completeWhen", "Unsupported value"],
+    ),
     (
         "prestop-longer-than-grace",
         with_spec("drain", {"preStopSleepSeconds": 60, "terminationGracePeriodSeconds": 30}),
@@ -117,7 +133,13 @@ def test_update_to_an_invalid_spec_is_refused_and_the_stored_object_is_unchanged
     testbed.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(fleet("good")))
     stored = testbed.kubectl("get", "fr/good", "-n", namespace, "-o", "jsonpath={.spec}").stdout
     result = testbed.kubectl(
-        "patch", "fr/good", "-n", namespace, "--type=merge", "-p", '{"spec":{"selector":{"matchLabels":{"x":"y"}}}}',
+        "patch",
+        "fr/good",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"spec":{"selector":{"matchLabels":{"x":"y"}}}}',
         check=False,
     )
     assert result.returncode != 0
