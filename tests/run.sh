@@ -33,7 +33,7 @@ python -m coverage report --include='operator/fastrollout/plan/*' --fail-under=9
 $unit_only && exit 0
 
 step "test bed up (real kube-apiserver, controller-manager, scheduler, etcd, kwok, helm, real node)"
-tests/cluster/up.sh
+tests/cluster/up.sh --real-node
 if [ "${FASTROLLOUT_KEEP_TESTBED:-0}" != 1 ]; then trap 'tests/cluster/down.sh' EXIT; fi
 
 step "integration and end-to-end tests on the test bed"

@@ -4,6 +4,7 @@
 #
 #   tests/cluster/up.sh                       # then: export KUBECONFIG=/tmp/fastrollout-testbed/kubeconfig
 #   KCM_QPS=200 KCM_BURST=300 KWOK_NODES=8 tests/cluster/up.sh
+#   tests/cluster/up.sh --real-node           # also a real kubelet + containerd node (tests/cluster/realnode.sh)
 #
 # Idempotent: a component already running with the same command line is left alone (so a second run
 # on a healthy bed takes about a second); one whose settings changed (e.g. KCM_QPS) is restarted alone;
@@ -12,7 +13,8 @@
 # Environment:
 #   FASTROLLOUT_STATE        state dir (pids/, logs/, pki/, etcd data, kubeconfigs)
 #   FASTROLLOUT_PORT_OFFSET  added to every port (multiples of 100), for a second bed beside the first
-#   FASTROLLOUT_ADVERTISE_ADDRESS  apiserver advertise address (default 127.0.0.1; a real node uses its bridge IP)
+#   FASTROLLOUT_ADVERTISE_ADDRESS  apiserver advertise address (default 127.0.0.1; 10.244.0.1 with a real node)
+#   FASTROLLOUT_REAL_NODE=1  same as --real-node
 #   KCM_QPS / KCM_BURST      kube-controller-manager client QPS/burst (stock 20/30)
 #   SCHED_QPS / SCHED_BURST  kube-scheduler client QPS/burst (stock 50/100)
 #   KWOK_NODES               number of fake nodes (default 4; at most 100)
@@ -22,12 +24,27 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/cluster/lib.sh
 . "$here/lib.sh"
 
+REAL_NODE=${FASTROLLOUT_REAL_NODE:-0}
+for arg in "$@"; do
+  case "$arg" in
+    --real-node) REAL_NODE=1 ;;
+    *) die "unknown argument: $arg (usage: up.sh [--real-node])" ;;
+  esac
+done
+# A bed that already has a real node keeps it: rerunning up.sh without the flag must not restart the
+# apiserver with another advertise address under the node's pods.
+[ -d "$STATE/realnode" ] && REAL_NODE=1
+# Pods on the real node reach the API through the `kubernetes` Service, whose endpoint is the advertise
+# address: the real node's bridge IP, where realnode.sh relays to the apiserver on loopback.
+default_advertise=127.0.0.1
+[ "$REAL_NODE" = 1 ] && default_advertise=10.244.0.1
+
 KCM_QPS=${KCM_QPS:-20}
 KCM_BURST=${KCM_BURST:-30}
 SCHED_QPS=${SCHED_QPS:-50}
 SCHED_BURST=${SCHED_BURST:-100}
 KWOK_NODES=${KWOK_NODES:-4}
-ADVERTISE=${FASTROLLOUT_ADVERTISE_ADDRESS:-127.0.0.1}
+ADVERTISE=${FASTROLLOUT_ADVERTISE_ADDRESS:-$default_advertise}
 SERVICE_CIDR=10.96.0.0/16
 # kwok node i has InternalIP 10.127.0.(i+1) and gets pod IPs from its spec.podCIDR, 10.(128+i).0.0/16. Nothing routes these
 # (kwok pods are not real), they only have to be unique and clear of the service range and of the real
@@ -243,6 +260,7 @@ start kube-apiserver "$BIN_DIR/kube-apiserver" \
   --client-ca-file="$PKI/ca.crt" \
   --kubelet-client-certificate="$PKI/apiserver-kubelet-client.crt" \
   --kubelet-client-key="$PKI/apiserver-kubelet-client.key" \
+  --kubelet-preferred-address-types=InternalIP,Hostname \
   --service-account-issuer=https://kubernetes.default.svc.cluster.local \
   --service-account-key-file="$PKI/sa.pub" \
   --service-account-signing-key-file="$PKI/sa.key" \
@@ -415,6 +433,10 @@ wait_until kube-apiserver 60 kctl get --raw=/readyz
 wait_until kube-controller-manager 60 kctl get serviceaccount default -n default
 if [ "$KWOK_NODES" -gt 0 ]; then
   wait_until kwok 60 kctl wait --for=condition=Ready node -l type=kwok --timeout=5s
+fi
+
+if [ "$REAL_NODE" = 1 ]; then
+  "$here/realnode.sh" up
 fi
 
 if [ ${#STARTED[@]} -eq 0 ]; then
