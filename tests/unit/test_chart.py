@@ -36,17 +36,13 @@ KUBE_VERSION = "v1.36.3"
 
 # What the operator may do, and nothing more (charts/fastrollout/templates/_rbac.tpl says why).
 NAMESPACED_GRANTS = {
-    ("fastrollout.io", "fastrollouts"): {"get", "list", "watch", "patch"},
-    ("fastrollout.io", "fastrollouts/status"): {"get", "patch"},
-    ("apps", "replicasets"): {"get", "list", "watch", "create", "patch", "delete"},
+    ("fastrollout.io", "fastrollouts"): {"get", "list", "watch"},
+    ("fastrollout.io", "fastrollouts/status"): {"patch"},
+    ("fastrollout.io", "fastrollouts/finalizers"): {"update"},
+    ("apps", "replicasets"): {"list", "watch", "create", "patch", "delete"},
     ("", "pods"): {"list", "watch", "deletecollection"},
     ("discovery.k8s.io", "endpointslices"): {"list", "watch"},
-    ("", "events"): {"create", "patch"},
-    ("events.k8s.io", "events"): {"create", "patch"},
-}
-CLUSTER_GRANTS = {
-    ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
-    ("", "namespaces"): {"list", "watch"},
+    ("", "events"): {"create"},
 }
 
 Obj = dict[str, Any]
@@ -220,7 +216,7 @@ def test_helm_lint() -> None:
 @needs_helm
 def test_cluster_wide_rbac_is_exactly_what_the_operator_uses() -> None:
     objects = render()
-    assert grants(one(objects, "ClusterRole")["rules"]) == {**NAMESPACED_GRANTS, **CLUSTER_GRANTS}
+    assert grants(one(objects, "ClusterRole")["rules"]) == NAMESPACED_GRANTS
     assert of_kind(objects, "Role") == of_kind(objects, "RoleBinding") == []
     binding = one(objects, "ClusterRoleBinding")
     assert binding["roleRef"]["name"] == one(objects, "ClusterRole")["metadata"]["name"]
@@ -231,9 +227,10 @@ def test_cluster_wide_rbac_is_exactly_what_the_operator_uses() -> None:
 
 
 @needs_helm
-def test_watch_namespaces_get_a_role_each_and_a_discovery_only_clusterrole() -> None:
+def test_watch_namespaces_get_a_role_each_and_nothing_cluster_wide() -> None:
     objects = render("watchNamespaces={team-a,team-b}")
-    assert grants(one(objects, "ClusterRole")["rules"]) == CLUSTER_GRANTS
+    assert of_kind(objects, "ClusterRole") == []
+    assert of_kind(objects, "ClusterRoleBinding") == []
     roles = of_kind(objects, "Role")
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     for role in roles:
