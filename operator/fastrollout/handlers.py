@@ -40,7 +40,7 @@ from fastrollout.api import GROUP, PLURAL, VERSION, FastRolloutSpec, FastRollout
 from fastrollout.apply import HTTP_NOT_FOUND, REQUEST_SECONDS, Applier, Target
 from fastrollout.metrics import Metrics
 from fastrollout.observe import Observer
-from fastrollout.plan import decide
+from fastrollout.plan import decide, reasons
 from fastrollout.plan.model import Event, Rollout
 
 logger = logging.getLogger(__name__)
@@ -51,7 +51,6 @@ COALESCE_SECONDS = 0.05
 MIN_INTERVAL = 1.0
 SYNC_POLL_SECONDS = 0.2
 ERROR_BACKOFF = (1.0, 30.0)
-INVALID_SPEC = "InvalidSpec"
 
 
 @dataclass(frozen=True)
@@ -249,7 +248,7 @@ class Reconciler:
         text = f"invalid spec: {message}"
         if status.message != text:
             await self._runtime.applier.post_event(
-                target, Event(INVALID_SPEC, text, warning=True), datetime.now(UTC)
+                target, Event(reasons.EVENT_INVALID_SPEC, text, warning=True), datetime.now(UTC)
             )
         new = status.model_copy(update={"observed_generation": generation, "message": text})
         await self._runtime.applier.write_status(target, current, new)

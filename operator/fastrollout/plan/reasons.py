@@ -45,3 +45,4 @@ EVENT_TRAFFIC_STOPPED: Final = "TrafficStopped"
 EVENT_DRAINED: Final = "Drained"
 EVENT_FAILED: Final = "RolloutFailed"
 EVENT_ROLLED_BACK: Final = "RolledBack"
+EVENT_INVALID_SPEC: Final = "InvalidSpec"  # a stored spec the models refuse (admission was bypassed)
