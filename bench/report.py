@@ -59,6 +59,7 @@ class Row:
     writes: Spread
     control_writes: Spread
     cutover: Spread
+    cutover_excl_delete: Spread  # cutover minus the DeleteCollection's own duration (apiserver)
     dipped: int  # runs whose ready capacity went below N
     min_capacity: int
     below_n_s: float  # longest time below N in one run
@@ -95,6 +96,9 @@ def rows_from_runs(runs: Iterable[Mapping[str, Any]]) -> list[Row]:
                 cutover=spread(t.get("cutover_latency_s") for t in times)
                 if system.startswith("fastrollout")
                 else Spread(None, None, None, 0, 0),
+                cutover_excl_delete=spread(_excl_delete(t) for t in times)
+                if system.startswith("fastrollout")
+                else Spread(None, None, None, 0, 0),
                 dipped=sum(1 for t in times if t["capacity_dipped"]),
                 min_capacity=min(int(t["min_ready_capacity"]) for t in times),
                 below_n_s=max(float(t["capacity_below_n_s"]) for t in times),
@@ -103,6 +107,13 @@ def rows_from_runs(runs: Iterable[Mapping[str, Any]]) -> list[Row]:
     qps_rank = {q: i for i, q in enumerate(QPS_ORDER)}
     rows.sort(key=lambda r: (r.n, qps_rank.get(r.qps, 9), _key(r.system)))
     return rows
+
+
+def _excl_delete(t: Mapping[str, Any]) -> float | None:
+    keys = ("cutover_latency_s", "cutover_started_s", "all_old_terminating_s")
+    if any(t.get(k) is None for k in keys):
+        return None
+    return float(t["cutover_latency_s"]) - (float(t["all_old_terminating_s"]) - float(t["cutover_started_s"]))
 
 
 def find(rows: Sequence[Row], system: str, n: int, qps: str) -> Row | None:
@@ -170,11 +181,18 @@ def check_targets(
         worst = max(got, key=lambda r: r.cutover.high or 0.0)
         per = ", ".join(f"N={r.n} {r.qps} {r.cutover.fmt(2)} s" for r in got)
         ok = all((r.cutover.high or 0.0) <= limit for r in got)
+        excl = [r.cutover_excl_delete.high for r in got if r.cutover_excl_delete.high is not None]
+        share = (
+            f"; without the apiserver's DeleteCollection time, worst {max(excl):.2f} s"
+            f" ({'within' if max(excl) <= limit else 'over'} {limit:g} s)"
+            if excl
+            else ""
+        )
         checks.append(
             Check(
                 name,
                 "PASS" if ok else "FAIL",
-                f"worst {worst.cutover.high:.2f} s (N={worst.n} {worst.qps}); {per}",
+                f"worst {worst.cutover.high:.2f} s (N={worst.n} {worst.qps}){share}; {per}",
             )
         )
     if cost is None:
@@ -211,17 +229,22 @@ def check_targets(
                     f"(pod or endpoint change -> status shows both)",
                 )
             )
-    name = f"N={big_n}: fastrollout >= {TARGET_ECS_FACTOR:g}x faster than the ECS default MODEL (traffic-stopped vs COMPLETED)"
     model = ecs.get((big_n, "default"))
-    if fr is None or fr.traffic_stopped.median is None or model is None:
-        checks.append(Check(name, "NOT RUN", f"no N={big_n} fastrollout run"))
-    else:
-        factor = model.completed_s / fr.traffic_stopped.median
+    for qps in QPS_ORDER:
+        name = (
+            f"N={big_n}, {qps} QPS: fastrollout >= {TARGET_ECS_FACTOR:g}x faster than the ECS default MODEL "
+            "(traffic-stopped vs COMPLETED)"
+        )
+        row = find(rows, "fastrollout", big_n, qps)
+        if row is None or row.traffic_stopped.median is None or model is None:
+            checks.append(Check(name, "NOT RUN", f"no N={big_n} fastrollout run at {qps} QPS"))
+            continue
+        factor = model.completed_s / row.traffic_stopped.median
         checks.append(
             Check(
                 name,
                 "PASS" if factor >= TARGET_ECS_FACTOR else "FAIL",
-                f"MODEL {model.completed_s:.0f} s / measured {fr.traffic_stopped.median:.1f} s (stock QPS) = {factor:.1f}x",
+                f"MODEL {model.completed_s:.0f} s / measured {row.traffic_stopped.median:.1f} s = {factor:.1f}x",
             )
         )
     return checks

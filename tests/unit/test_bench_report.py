@@ -95,12 +95,13 @@ def test_targets_pass_and_fail_with_numbers() -> None:
     checks = rp.check_targets(rows, ecs, cost)
     # 250/450 = 0.56x <= 0.6; cutover 3.0 <= 5 with a Service; 2.5 > 2 without; 200 MiB = 210 MB <= 300;
     # p99 1.2 > 1; ECS 840 / 250 = 3.4x < 10
-    assert [c.status for c in checks] == ["PASS", "PASS", "FAIL", "PASS", "FAIL", "FAIL"]
+    assert [c.status for c in checks] == ["PASS", "PASS", "FAIL", "PASS", "FAIL", "FAIL", "NOT RUN"]
     assert "250.0 s vs 450.0 s = 0.56x" in checks[0].detail
     assert "worst 2.50 s" in checks[2].detail
     assert "210 MB" in checks[3].detail
     assert "p99 1.200 s" in checks[4].detail
-    assert checks[5].line().startswith("FAIL: N=4000: fastrollout >= 10x")
+    assert checks[5].line().startswith("FAIL: N=4000, stock QPS: fastrollout >= 10x")
+    assert checks[6].detail == "no N=4000 fastrollout run at raised QPS"
 
 
 def test_ratio_target() -> None:
@@ -120,7 +121,7 @@ def test_targets_not_run_without_data() -> None:
 def test_ecs_factor_uses_model_completed() -> None:
     rows = rp.rows_from_runs([run("fastrollout", 4000, "stock", 84.0)])
     ecs = rp.ecs_results([4000], 2.0, 20.0)
-    check = rp.check_targets(rows, ecs, None)[-1]
+    check = rp.check_targets(rows, ecs, None)[-2]
     assert check.status == "PASS"
     assert f"MODEL {ecs[(4000, 'default')].completed_s:.0f} s" in check.detail
     assert "= 10.0x" in check.detail
