@@ -63,6 +63,7 @@ class Row:
     dipped: int  # runs whose ready capacity went below N
     min_capacity: int
     below_n_s: float  # longest time below N in one run
+    load: float | None = None  # highest 1-min load average seen around these runs (shared machine)
 
     def settings(self) -> str:
         s = self.qps_settings
@@ -102,6 +103,10 @@ def rows_from_runs(runs: Iterable[Mapping[str, Any]]) -> list[Row]:
                 dipped=sum(1 for t in times if t["capacity_dipped"]),
                 min_capacity=min(int(t["min_ready_capacity"]) for t in times),
                 below_n_s=max(float(t["capacity_below_n_s"]) for t in times),
+                load=max(
+                    (max(r["loadavg_before_after"]) for r in rs if r.get("loadavg_before_after")),
+                    default=None,
+                ),
             )
         )
     qps_rank = {q: i for i, q in enumerate(QPS_ORDER)}
@@ -260,8 +265,8 @@ def _s(x: Spread, digits: int = 1) -> str:
 def table(rows: Sequence[Row], ecs: Mapping[tuple[int, str], ecs_model.EcsResult]) -> list[str]:
     out = [
         "| system | N | QPS setting (controller-manager, scheduler) | runs | new ready (s) | traffic stopped (s) | "
-        "all old gone (s) | API writes | writes excl. bindings+kubelet status | capacity below N | cutover (s) |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---|---:|",
+        "all old gone (s) | API writes | writes excl. bindings+kubelet status | capacity below N | cutover (s) | load |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|",
     ]
     ns = sorted({r.n for r in rows})
     for n in ns:
@@ -274,7 +279,8 @@ def table(rows: Sequence[Row], ecs: Mapping[tuple[int, str], ecs_model.EcsResult
             out.append(
                 f"| {SYSTEM_LABEL.get(r.system, r.system)} | {r.n:,} | {r.settings()} | {r.runs} | "
                 f"{_s(r.new_ready)} | {_s(r.traffic_stopped)} | {_s(r.drained)} | {_s(r.writes, 0)} | "
-                f"{_s(r.control_writes, 0)} | {dip} | {_s(r.cutover, 2) if r.system.startswith('fastrollout') else ''} |"
+                f"{_s(r.control_writes, 0)} | {dip} | {_s(r.cutover, 2) if r.system.startswith('fastrollout') else ''} | "
+                f"{'' if r.load is None else f'{r.load:.1f}'} |"
             )
         for preset in ECS_PRESETS:
             m = ecs.get((n, preset))
@@ -283,7 +289,7 @@ def table(rows: Sequence[Row], ecs: Mapping[tuple[int, str], ecs_model.EcsResult
             out.append(
                 f"| **{MODEL}** ECS rolling ({preset}) | {n:,} | {MODEL}: 200%/100%, launch 500/min | {MODEL} | "
                 f"{m.all_new_healthy_s:.0f} | {m.traffic_stopped_s:.0f} | {m.all_old_stopped_s:.0f} "
-                f"(COMPLETED {m.completed_s:.0f}) | {MODEL} | | no ({MODEL}) | |"
+                f"(COMPLETED {m.completed_s:.0f}) | {MODEL} | | no ({MODEL}) | | |"
             )
     return out
 
@@ -526,7 +532,9 @@ def render(
         "system pays per pod. Leases and auth reviews are excluded.",
         "- capacity below N: whether the count of pods with a ready endpoint ever fell below N (every watch "
         "event is a sample). cutover: fastrollout only, from all new pods Ready (minReadyPercent 100) to "
-        "the FastRollout status first showing TrafficStopped (watched).",
+        "the FastRollout status first showing TrafficStopped (watched). load: the highest 1-minute load "
+        "average read before/after these runs (2 CPUs shared with other engineers' test beds; blank where "
+        "not recorded).",
         "- Fleets are created once per N (at raised QPS), then each rollout bumps the version of the "
         "steady fleet; the QPS setting in force while timing is the one printed. Systems run one at a "
         "time; the other fleets of the same N sit idle in the cluster.",

@@ -210,6 +210,7 @@ class Bench:
         self.recorder.quiet_for(fleet.ns, 2.0, 30)
         new = fleet.version_no + 1
         target = f"v{new}"
+        load_before = loadavg()
         before = self.api.request_totals()
         t0, snapshot, index = self.recorder.snapshot(fleet.ns, target)
         self.api.request("PATCH", fleet.path, bump_patch(fleet.system, target), content_type=MERGE_PATCH)
@@ -244,6 +245,7 @@ class Bench:
             "grace_s": self.timing.grace_s,
             "t0": t0,
             "wall_s": round(t_done - t0, 3),
+            "loadavg_before_after": [load_before, loadavg()],
             "times": times.as_dict(),
             "writes": writes.as_dict(),
             "fr_status": fr_status,
@@ -280,6 +282,11 @@ class Bench:
             for fleet in fleets:
                 self.api.empty_namespace(fleet.ns)
                 self.recorder.forget(fleet.ns)
+
+
+def loadavg() -> float:
+    """The 1-minute load average (the machine is shared: a high value means other work ran too)."""
+    return float(Path("/proc/loadavg").read_text().split()[0])
 
 
 def machine_info(api: Api) -> dict[str, Any]:
