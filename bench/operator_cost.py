@@ -106,12 +106,14 @@ class Cost:
     def run(self) -> None:
         args = self.args
         first = Operator(self.bed.kubeconfig, RESULTS / "logs" / f"cost-setup-{args.stamp}.log")
-        first.wait_synced()
-        self.create()
-        wait_for(self.all_steady, 3600, "all fleets steady", 0.5)
-        log(f"{sum(args.fleets)} pods steady in {len(args.fleets)} FastRollouts")
-        self.result["setup_operator_peak_rss_mib"] = round(first.rss_kib()[1] / 1024, 1)
-        first.stop()
+        try:
+            first.wait_synced()
+            self.create()
+            wait_for(self.all_steady, 3600, "all fleets steady", 0.5)
+            log(f"{sum(args.fleets)} pods steady in {len(args.fleets)} FastRollouts")
+            self.result["setup_operator_peak_rss_mib"] = round(first.rss_kib()[1] / 1024, 1)
+        finally:
+            first.stop()
         time.sleep(2)
 
         # --- start-up with everything present ---------------------------------------------------
