@@ -346,30 +346,85 @@ def breakdown_table(results: Mapping[tuple[int, str], ecs_model.EcsResult], n: i
     return out
 
 
-def gap_text(rows: Sequence[Row], ecs: Mapping[tuple[int, str], ecs_model.EcsResult], n: int) -> list[str]:
-    fr = find(rows, "fastrollout", n, "stock")
+def gap_text(
+    rows: Sequence[Row], ecs: Mapping[tuple[int, str], ecs_model.EcsResult], n: int, start_s: float
+) -> list[str]:
+    """The critical path of the ECS default MODEL beside fastrollout's measured one, part by part."""
     m = ecs.get((n, "default"))
-    if fr is None or m is None or fr.traffic_stopped.median is None:
+    measured: dict[str, Row] = {}
+    for q in QPS_ORDER:
+        found = find(rows, "fastrollout", n, q)
+        if found is not None and found.traffic_stopped.median is not None:
+            measured[q] = found
+    if m is None or not measured:
         return []
     b = m.completed_breakdown.as_dict()
-    measured = fr.traffic_stopped.median
-    gap = m.completed_s - measured
-    return [
-        f"Gap at N={n:,} (stock QPS): ECS default MODEL COMPLETED {m.completed_s:.0f} s vs fastrollout measured "
-        f"traffic-stopped {measured:.1f} s: {gap:.0f} s. Along the MODEL's critical path:",
+
+    def fr_parts(r: Row) -> tuple[float, float, float]:
+        ready = r.new_ready.median or 0.0
+        stopped = r.traffic_stopped.median or 0.0
+        return max(ready - start_s, 0.0), start_s, stopped - ready
+
+    head = (
+        "| critical-path part | ECS default "
+        + MODEL
+        + " (s) | "
+        + " | ".join(f"fastrollout measured, {q} QPS (s)" for q in measured)
+        + " |"
+    )
+    out = [
+        f"Critical path to done at N={n:,}: ECS COMPLETED ({MODEL}) vs fastrollout traffic-stopped (measured, median).",
         "",
-        f"- launch rate limit (500 tasks/min service quota): {b['launch_rate_limit']:.0f} s. fastrollout's pods are "
-        "created by the ReplicaSet controller at the controller-manager's client QPS (20/s stock), which is the "
-        "bulk of its own time at this N; the measured new-ready time includes it.",
-        f"- health-check gating (container check every 30 s, ALB check 30 s): {b['health_check_gating']:.0f} s, "
-        f"plus placement {b['placement']:.0f} s; fastrollout uses the pod's readiness, which kwok sets "
-        "after the same start delay, so no interval rounding.",
-        f"- deregistration delay (300 s) + stop/drain ({b['stop_drain']:.0f} s): "
-        f"{b['deregistration_delay'] + b['stop_drain']:.0f} s; fastrollout declares completion when no old pod "
-        "can receive new traffic (the EndpointSlice endpoint is not ready), so neither the drain nor a "
-        "deregistration delay is on its critical path.",
-        f"- waiter poll: {b['poll']:.0f} s; task start: {b['task_start']:.0f} s (same as the pods' start delay).",
+        head,
+        "|---|---:|" + "---:|" * len(measured),
     ]
+    parts = {q: fr_parts(r) for q, r in measured.items()}
+    lines = [
+        (
+            "launching all new tasks/pods (ECS: 500 tasks/min quota + placement; k8s: ReplicaSet controller "
+            "creates at the controller-manager's client QPS, scheduler binds)",
+            b["launch_rate_limit"] + b["placement"],
+            [p[0] for p in parts.values()],
+        ),
+        ("start (same per-pod start delay)", b["task_start"], [p[1] for p in parts.values()]),
+        (
+            "health-check gating (ECS: 30 s container and ALB check intervals; k8s: readiness as soon as ready)",
+            b["health_check_gating"],
+            [0.0 for _ in parts],
+        ),
+        (
+            "cutover (ECS: nothing, old tasks are deregistered as new ones turn healthy; fastrollout: "
+            "all new Ready -> no old ready endpoint)",
+            b["scheduler_reaction"],
+            [p[2] for p in parts.values()],
+        ),
+        (
+            "deregistration delay (300 s) — not on fastrollout's path: an endpoint turns not-ready at once",
+            b["deregistration_delay"],
+            [0.0 for _ in parts],
+        ),
+        (
+            "stop / drain of the last old task — fastrollout reports it (drainingReplicas) but does not wait",
+            b["stop_drain"],
+            [0.0 for _ in parts],
+        ),
+        ("waiter poll (15 s)", b["poll"], [0.0 for _ in parts]),
+    ]
+    for label, ecs_s, fr_s in lines:
+        out.append(f"| {label} | {ecs_s:.1f} | " + " | ".join(f"{x:.1f}" for x in fr_s) + " |")
+    totals = " | ".join(f"**{r.traffic_stopped.median:.1f}**" for r in measured.values())
+    out.append(f"| total | **{m.completed_s:.1f}** | {totals} |")
+    out.append("")
+    for q, r in measured.items():
+        stopped = r.traffic_stopped.median or 1.0
+        out.append(
+            f"- {q} QPS: the ECS MODEL takes {m.completed_s / stopped:.1f}x as long; "
+            f"{b['deregistration_delay'] + b['stop_drain'] + b['poll']:.0f} s of the gap is deregistration, "
+            f"drain and poll (completion semantics), {b['health_check_gating']:.0f} s health-check intervals, "
+            f"and {b['launch_rate_limit'] + b['placement'] - parts[q][0]:.0f} s launch rate (ECS quota vs "
+            "the controller-manager's pod creation rate at this setting)."
+        )
+    return out
 
 
 def plot(
@@ -562,7 +617,8 @@ def render(
             "",
         ]
         md += breakdown_table(ecs, big)
-        md += ["", *gap_text(rows, ecs, big), ""]
+        gap_n = big if find(rows, "fastrollout", big, "stock") else max((r.n for r in rows), default=big)
+        md += ["", *gap_text(rows, ecs, gap_n, start), ""]
     if cost is not None:
         md += cost_section(cost)
     if made:

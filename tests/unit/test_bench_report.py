@@ -146,6 +146,13 @@ def test_render_writes_summary_and_raw(tmp_path: Path) -> None:
 @pytest.mark.parametrize("n", [100, 4000])
 def test_gap_text_names_mechanisms(n: int) -> None:
     rows = rp.rows_from_runs([run("fastrollout", n, "stock", 10.0)])
-    text = "\n".join(rp.gap_text(rows, rp.ecs_results([n], 2.0, 20.0), n))
-    for word in ("launch rate limit", "health-check gating", "deregistration delay", "waiter poll"):
+    text = "\n".join(rp.gap_text(rows, rp.ecs_results([n], 2.0, 20.0), n, 2.0))
+    for word in (
+        "launching all new",
+        "health-check gating",
+        "deregistration delay",
+        "waiter poll",
+        "stock QPS",
+    ):
         assert word in text
+    assert "| total |" in text
