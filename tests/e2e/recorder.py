@@ -1,0 +1,137 @@
+"""Record what the API shows, with this host's clock: a list+watch per kind in a background thread.
+
+Each event is kept as ``(t, type, object)``: ``t`` is ``time.time()`` when the event arrived here, so it
+compares directly with the load generator's request times (same host, same clock). The analysis is done
+afterwards on the recorded events (:mod:`analysis`), never while the test runs, except for the small
+``latest()`` view the scenario uses to decide when to act.
+
+The watch is re-opened every few seconds (server-side ``timeoutSeconds``) from the last resourceVersion,
+which also bounds how long :meth:`Recorder.stop` waits; a 410 Gone re-lists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes import client, config, watch
+from kubernetes.client.exceptions import ApiException
+
+WATCH_WINDOW_S = 5
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    t: float
+    type: str  # ADDED, MODIFIED, DELETED (list results are recorded as ADDED)
+    obj: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.obj["metadata"]["name"])
+
+
+def api_client(kubeconfig: str) -> client.ApiClient:
+    return config.new_client_from_config(config_file=kubeconfig)
+
+
+class Recorder:
+    """``Recorder(api.list_namespaced_pod, namespace=ns, label_selector=...)``: every event, timestamped."""
+
+    def __init__(self, name: str, list_fn: Callable[..., Any], **kwargs: Any) -> None:
+        self.name = name
+        self._list_fn = list_fn
+        self._kwargs = kwargs
+        self._events: list[Event] = []
+        self._state: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._synced = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"recorder-{name}", daemon=True)
+        self.errors: list[str] = []
+
+    def start(self, timeout: float = 30) -> Recorder:
+        self._thread.start()
+        if not self._synced.wait(timeout):
+            raise TimeoutError(f"recorder {self.name}: no initial list within {timeout}s: {self.errors[-3:]}")
+        return self
+
+    def stop(self) -> list[Event]:
+        self._stop.set()
+        self._thread.join(WATCH_WINDOW_S + 10)
+        return self.events()
+
+    def events(self) -> list[Event]:
+        with self._lock:
+            return list(self._events)
+
+    def latest(self) -> dict[str, dict[str, Any]]:
+        """The current objects by name, as last seen."""
+        with self._lock:
+            return dict(self._state)
+
+    def _record(self, etype: str, obj: dict[str, Any]) -> None:
+        event = Event(time.time(), etype, obj)
+        with self._lock:
+            self._events.append(event)
+            if etype == "DELETED":
+                self._state.pop(event.name, None)
+            else:
+                self._state[event.name] = obj
+
+    def _list(self) -> str:
+        raw = self._list_fn(**self._kwargs, _preload_content=False, _request_timeout=30)
+        body = json.loads(raw.data)
+        now_names = set()
+        for item in body.get("items", []):
+            now_names.add(item["metadata"]["name"])
+            self._record("ADDED", item)
+        # Objects that went away while we were not watching (after a 410): record their deletion.
+        for name, obj in self.latest().items():
+            if name not in now_names:
+                self._record("DELETED", obj)
+        self._synced.set()
+        return str(body["metadata"]["resourceVersion"])
+
+    def _run(self) -> None:
+        rv: str | None = None
+        while not self._stop.is_set():
+            try:
+                if rv is None:
+                    rv = self._list()
+                w = watch.Watch()
+                for ev in w.stream(
+                    self._list_fn,
+                    **self._kwargs,
+                    resource_version=rv,
+                    timeout_seconds=WATCH_WINDOW_S,
+                    allow_watch_bookmarks=True,
+                    _request_timeout=WATCH_WINDOW_S + 30,
+                ):
+                    raw = ev["raw_object"]
+                    new_rv = raw.get("metadata", {}).get("resourceVersion")
+                    if ev["type"] == "ERROR":
+                        if raw.get("code") == 410:
+                            rv = None
+                            break
+                        self.errors.append(f"watch error: {raw}")
+                        continue
+                    if new_rv:
+                        rv = new_rv
+                    if ev["type"] != "BOOKMARK":
+                        self._record(ev["type"], raw)
+                    if self._stop.is_set():
+                        break
+            except ApiException as exc:
+                if exc.status == 410:
+                    rv = None
+                else:
+                    self.errors.append(f"{type(exc).__name__}: {exc.status} {exc.reason}")
+                    time.sleep(0.5)
+            except Exception as exc:  # a broken stream: note it, re-open from the last resourceVersion
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+                time.sleep(0.5)
