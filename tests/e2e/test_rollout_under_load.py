@@ -468,17 +468,7 @@ def _report(run: Run, report: dict[str, Any]) -> None:
             "min": round(lags[0], 3) if lags else None,
         },
         "rollouts": [
-            {
-                "to": r.applied.version,
-                "new_ready_s": _rel(r.new_ready_at, r.applied.at),
-                "traffic_stopped_s": _rel(r.traffic_stopped.t if r.traffic_stopped else None, r.applied.at),
-                "drained_s": _rel(r.drained_at, r.applied.at),
-                "cut_over_pods": len(r.cut_over),
-                "status_trafficStoppedAt": (r.traffic_stopped.obj.get("status") or {}).get("trafficStoppedAt")
-                if r.traffic_stopped
-                else None,
-            }
-            for r in run.rollouts
+            _rollout_numbers(run, r, until) for r, until in zip(run.rollouts, _ends(run), strict=True)
         ],
         "long_requests": [
             {
@@ -504,9 +494,12 @@ def _report(run: Run, report: dict[str, Any]) -> None:
         f"{pl['pods']} pods: p50 {pl['p50']} s, p90 {pl['p90']} s, max {pl['max']} s (min {pl['min']} s)"
     )
     for r in report["rollouts_under_load"]["rollouts"]:
+        drain = r["pod_drain_s"] or {}
         lines.append(
             f"rollout to {r['to']}: new pods ready {r['new_ready_s']} s, traffic stopped {r['traffic_stopped_s']} s, "
-            f"old pods drained {r['drained_s']} s after apply ({r['cut_over_pods']} pods cut over)"
+            f"old pods drained {r['drained_s']} s after apply ({r['cut_over_pods']} pods cut over; per pod, "
+            f"not ready -> gone p50 {drain.get('p50')} s, max {drain.get('max')} s); last request answered by an "
+            f"old version started {r['last_old_request_after_traffic_stopped_s']} s after TrafficStopped"
         )
     lines.append(
         "long requests (?sleep=20) on v1 pods across the cutover: "
@@ -515,6 +508,43 @@ def _report(run: Run, report: dict[str, Any]) -> None:
             for x in report["rollouts_under_load"]["long_requests"]
         )
     )
+
+
+def _ends(run: Run) -> list[float]:
+    """Each rollout's window ends when the next one is applied (the last one's with the load)."""
+    return [r.applied.at for r in run.rollouts[1:]] + [run.load_stopped]
+
+
+def _rollout_numbers(run: Run, r: RolloutTimes, until: float) -> dict[str, Any]:
+    drains = []
+    for pod in r.cut_over:
+        info, history = run.pods.get(pod), run.histories.get(pod)
+        if info and info.deleted_seen and history and history.not_ready_at:
+            drains.append(info.deleted_seen - history.not_ready_at)
+    drains.sort()
+    t = r.t_stopped
+    old = [
+        x.start - t
+        for x in run.results
+        if x.ok and x.version != r.applied.version and t - 30 < x.start < until
+    ]
+    return {
+        "to": r.applied.version,
+        "new_ready_s": _rel(r.new_ready_at, r.applied.at),
+        "traffic_stopped_s": _rel(r.traffic_stopped.t if r.traffic_stopped else None, r.applied.at),
+        "drained_s": _rel(r.drained_at, r.applied.at),
+        "cut_over_pods": len(r.cut_over),
+        "status_rolloutStartedAt": (r.traffic_stopped.obj.get("status") or {}).get("rolloutStartedAt")
+        if r.traffic_stopped
+        else None,
+        "status_trafficStoppedAt": (r.traffic_stopped.obj.get("status") or {}).get("trafficStoppedAt")
+        if r.traffic_stopped
+        else None,
+        "pod_drain_s": {"p50": round(an.percentile(drains, 50), 2), "max": round(drains[-1], 2)}
+        if drains
+        else None,
+        "last_old_request_after_traffic_stopped_s": round(max(old), 3) if old else None,
+    }
 
 
 def _rel(t: float | None, base: float) -> float | None:
@@ -583,8 +613,7 @@ def test_no_old_version_serves_after_traffic_stopped(rollouts: Run) -> None:
     assert lag_max < PRESTOP_S, (
         f"kube-proxy kept sending to old pods {lag_max:.2f}s after not ready: {rollouts.lags}"
     )
-    ends = [r.applied.at for r in rollouts.rollouts[1:]] + [rollouts.load_stopped]
-    for r, until in zip(rollouts.rollouts, ends, strict=True):
+    for r, until in zip(rollouts.rollouts, _ends(rollouts), strict=True):
         t = r.t_stopped
         # TrafficStopped is not declared before the EndpointSlices said so (1 s: watch delivery jitter).
         last_not_ready = max(rollouts.histories[p].not_ready_at or 0.0 for p in r.cut_over)
@@ -629,6 +658,7 @@ class CrashRun:
     crash_endpoint_ready: list[str]
     min_ready: int
     rolled_back_s: float
+    event_reasons: list[str]  # Kubernetes events on the FastRollout since the apply, oldest first
 
 
 def _stable_pods(fleet: Fleet) -> dict[str, tuple[str, int]]:
@@ -696,6 +726,22 @@ def crash(fleet: Fleet, e2e_report: dict[str, Any]) -> CrashRun:
     assert load.started_at is not None
     assert load.stopped_at is not None
     lowest, _ = an.min_ready_between(an.ready_counts(timeline), load.started_at, load.stopped_at)
+    k8s_events = fleet.bed.kubectl_json(
+        "get",
+        "events",
+        "-n",
+        fleet.namespace,
+        "--field-selector",
+        f"involvedObject.kind=FastRollout,involvedObject.name={NAME}",
+    )["items"]
+    since = applied.at - 1.0
+
+    def when(e: dict[str, Any]) -> float:
+        stamp = e.get("lastTimestamp") or e.get("eventTime") or e["metadata"]["creationTimestamp"]
+        return an.timestamp(stamp) or 0.0
+
+    ordered = sorted(k8s_events, key=lambda e: (when(e), int(e["metadata"]["resourceVersion"])))
+    reasons = [e["reason"] for e in ordered if when(e) >= since]
     run = CrashRun(
         results=results,
         applied=applied,
@@ -708,6 +754,7 @@ def crash(fleet: Fleet, e2e_report: dict[str, Any]) -> CrashRun:
         crash_endpoint_ready=crash_ready,
         min_ready=lowest,
         rolled_back_s=rolled_back.t - applied.at,
+        event_reasons=reasons,
     )
     s = summarize(results)
     e2e_report["crash_on_start"] = {
@@ -717,6 +764,8 @@ def crash(fleet: Fleet, e2e_report: dict[str, Any]) -> CrashRun:
         "message": run.final.get("message"),
         "crash_pods": len(crash_pods),
         "min_ready": lowest,
+        "events": reasons,
+        "progressing": an.condition({"status": run.final}, "Progressing"),
     }
     e2e_report.setdefault("summary_lines", []).append(
         f"crash on start (v4-crash): phases {' -> '.join(phases)} in {run.rolled_back_s:.1f} s; "
@@ -733,8 +782,16 @@ def test_crashing_version_fails_and_rolls_back_without_failing_a_request(crash: 
     versions = Counter(r.version for r in crash.results)
     assert set(versions) == {crash.stable_version}, f"answers by version: {dict(versions)}"
     assert crash.phases[-1] == "RolledBack", f"phases: {crash.phases}"
+    # Failed, then rolled back: with rollbackOnFailure the phase goes straight to RolledBack; the failure
+    # is the Progressing condition (False, a failure reason) and a RolloutFailed event before RolledBack.
     progressing = an.condition({"status": crash.final}, "Progressing") or {}
     assert progressing.get("status") == "False", progressing
+    assert progressing.get("reason") == "NewPodsCrashing", progressing
+    assert "RolloutFailed" in crash.event_reasons, crash.event_reasons
+    assert "RolledBack" in crash.event_reasons, crash.event_reasons
+    assert crash.event_reasons.index("RolloutFailed") <= crash.event_reasons.index("RolledBack"), (
+        crash.event_reasons
+    )
     assert "roll" in (crash.final.get("message") or "").lower(), crash.final.get("message")
     assert crash.final.get("stableVersion") == crash.stable_version
     assert crash.crash_pods, "no pod of the crashing version was ever created"
