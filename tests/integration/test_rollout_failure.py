@@ -1,0 +1,132 @@
+"""A new version whose pods never become Ready: Failed at the progress deadline; with rollbackOnFailure
+the new pods go and the stable version is untouched (same pods), without it nothing is rolled back."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from rollout_helpers import (  # noqa: F401  (crd, fleet, rollout_operator: fixtures)
+    LABEL_VERSION,
+    Fleet,
+    condition,
+    crd,
+    fleet,
+    fleet_manifest,
+    is_ready,
+    is_terminating,
+    is_true,
+    recording,
+    rollout_operator,
+)
+
+if TYPE_CHECKING:
+    from conftest import Testbed
+
+DEADLINE = 15
+NEVER_READY = {"template": {"metadata": {"labels": {"fastrollout.test/never-ready": "true"}}}}
+
+
+def version_of(obj: dict[str, Any]) -> str:
+    return str((obj["metadata"].get("labels") or {}).get(LABEL_VERSION, ""))
+
+
+def live_uids(fleet: Fleet, version: str) -> set[str]:
+    return {
+        p["metadata"]["uid"] for p in fleet.pods() if version_of(p) == version and not is_terminating(p) and is_ready(p)
+    }
+
+
+def start_failing_rollout(fleet: Fleet, *, rollback: bool) -> tuple[set[str], float]:
+    fleet.apply(
+        fleet_manifest(
+            replicas=10, version="v1", drain_seconds=5, progressDeadlineSeconds=DEADLINE, rollbackOnFailure=rollback
+        )
+    )
+    fleet.wait_complete("v1")
+    uids = live_uids(fleet, "v1")
+    assert len(uids) == 10
+    started = time.monotonic()
+    fleet.patch({"version": "v2", **NEVER_READY})
+    return uids, started
+
+
+def test_never_ready_version_fails_at_the_deadline_and_rolls_back(testbed: Testbed, fleet: Fleet) -> None:
+    v1_uids, started = start_failing_rollout(fleet, rollback=True)
+    fleet.wait_status(
+        lambda s: s.get("version") == "v2" and s.get("updatedReplicas") == 10,
+        timeout=30,
+        message="v2's 10 pods created",
+    )
+    status = fleet.wait_status(lambda s: s.get("phase") == "RolledBack", timeout=DEADLINE + 45, message="RolledBack")
+    elapsed = time.monotonic() - started
+    assert elapsed >= DEADLINE - 1, f"failed after {elapsed:.1f}s, before the {DEADLINE}s progress deadline"
+
+    # the status says why
+    assert status["version"] == "v2"
+    assert status["stableVersion"] == "v1"
+    progressing = condition(status, "Progressing")
+    assert (progressing["status"], progressing["reason"]) == ("False", "ProgressDeadlineExceeded"), progressing
+    assert "v1" in status["message"], status["message"]
+    assert "roll" in status["message"].lower(), status["message"]
+    # the new pods are removed ...
+    testbed.wait_for(
+        lambda: not [p for p in fleet.pods() if version_of(p) == "v2" and not is_terminating(p)],
+        timeout=30,
+        message="every v2 pod removed",
+    )
+    # ... and the stable version untouched: the very same pods, Ready, its ReplicaSet at full size
+    assert live_uids(fleet, "v1") == v1_uids
+    v1_rs = next(rs for rs in fleet.replica_sets() if version_of(rs) == "v1")
+    assert v1_rs["spec"]["replicas"] == 10
+    after = fleet.wait_status(
+        lambda s: s.get("updatedReplicas") == 0 and s.get("oldServingReplicas") == 10 and s.get("phase") == "RolledBack",
+        timeout=30,
+        message="status: no v2 pod, 10 v1 pods serving",
+    )
+    assert after["readyReplicas"] == 10
+    assert is_true(after, "Available")
+
+    events = {e["reason"]: e for e in fleet.events()}
+    assert events["RolloutFailed"]["type"] == "Warning"
+    assert events["RolledBack"]["type"] == "Warning"
+    assert "v1" in events["RolledBack"]["message"]
+
+    # The failed template is not retried while the spec stays the same: an observation window in
+    # which no v2 pod may appear (a negative check needs a window; the operator passes every ~1 s).
+    with recording(testbed, fleet.namespace, "pods") as pods:
+        time.sleep(6)
+    assert not [s for s in pods.events() if s.type == "ADDED" and version_of(s.obj) == "v2"], "v2 retried"
+    assert fleet.status()["phase"] == "RolledBack"
+
+    # A fixed version rolls out normally from there.
+    fleet.patch({"version": "v3", "template": {"metadata": {"labels": {"fastrollout.test/never-ready": None}}}})
+    done = fleet.wait_complete("v3")
+    assert done["stableVersion"] == "v3"
+
+
+def test_never_ready_version_without_rollback_fails_and_keeps_everything(testbed: Testbed, fleet: Fleet) -> None:
+    v1_uids, started = start_failing_rollout(fleet, rollback=False)
+    status = fleet.wait_status(lambda s: s.get("phase") == "Failed", timeout=DEADLINE + 45, message="Failed")
+    assert time.monotonic() - started >= DEADLINE - 1
+    assert status["version"] == "v2"
+    assert status["stableVersion"] == "v1"
+    assert condition(status, "Progressing")["reason"] == "ProgressDeadlineExceeded"
+
+    # nothing rolled back: v2's pods stay (not Ready), v1's keep serving, the same pods
+    v2_rs = next(rs for rs in fleet.replica_sets() if version_of(rs) == "v2")
+    assert v2_rs["spec"]["replicas"] == 10
+    v2_pods = [p for p in fleet.pods() if version_of(p) == "v2"]
+    assert len(v2_pods) == 10
+    assert not any(is_terminating(p) or is_ready(p) for p in v2_pods)
+    assert live_uids(fleet, "v1") == v1_uids
+    assert (status["updatedReplicas"], status["oldServingReplicas"], status["readyReplicas"]) == (10, 10, 10)
+
+    reasons = fleet.event_reasons()
+    assert "RolloutFailed" in reasons
+    assert "RolledBack" not in reasons
+    assert fleet.status()["phase"] == "Failed"
