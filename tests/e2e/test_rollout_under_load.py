@@ -26,6 +26,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -175,6 +176,7 @@ class Fleet:
         )
         self.recorders = (self.slices, self.pods, self.rollout)
         self.cluster_ip = ""
+        self.artifacts = Path()
         self.ready_at = 0.0  # all REPLICAS endpoints of v1 ready
 
     def start(self) -> Fleet:
@@ -252,8 +254,15 @@ def traffic_stopped(version: str) -> Callable[[dict[str, Any]], bool]:
 
 
 @pytest.fixture(scope="module")
-def fleet(testbed: Any, operator_release: dict[str, Any], e2e_namespace: str) -> Iterator[Fleet]:
-    f = Fleet(testbed, e2e_namespace).start()
+def fleet(
+    testbed: Any,
+    operator_release: dict[str, Any],
+    e2e_namespace: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Fleet]:
+    f = Fleet(testbed, e2e_namespace)
+    f.artifacts = tmp_path_factory.mktemp("e2e-artifacts")
+    f.start()
     testbed.apply(json.dumps(service_manifest(e2e_namespace)))
     f.cluster_ip = testbed.kubectl(
         "get", "service", NAME, "-n", e2e_namespace, "-o", "jsonpath={.spec.clusterIP}"
@@ -280,6 +289,11 @@ def fleet(testbed: Any, operator_release: dict[str, Any], e2e_namespace: str) ->
     )
     yield f
     f.stop()
+    # Everything recorded, for a post-mortem: one JSON object per line, (t, type, object).
+    for r in f.recorders:
+        with (f.artifacts / f"{r.name}.jsonl").open("w") as fh:
+            for ev in r.events():
+                fh.write(json.dumps({"t": ev.t, "type": ev.type, "object": ev.obj}) + "\n")
     testbed.kubectl("delete", "fastrollout", NAME, "-n", e2e_namespace, "--wait=false", check=False)
 
 
@@ -450,6 +464,10 @@ def rollouts(fleet: Fleet, e2e_report: dict[str, Any]) -> Run:
         histories=histories,
         lags=lags,
     )
+    with (fleet.artifacts / "requests.jsonl").open("w") as fh:
+        for x in results:
+            fh.write(json.dumps(dataclasses.asdict(x)) + "\n")
+    e2e_report["artifacts"] = str(fleet.artifacts)
     _report(run, e2e_report)
     return run
 
@@ -483,6 +501,7 @@ def _report(run: Run, report: dict[str, Any]) -> None:
         "v1_pods_draining_when_v3_applied": len(run.v1_draining_at_v3),
     }
     lines = report.setdefault("summary_lines", [])
+    lines.append(f"recorded requests and watch events (JSON lines): {report.get('artifacts')}")
     lines.append(
         f"rollouts v1->v2->v3->v2, {REPLICAS} pods, load through the ClusterIP: {s['sent']} requests sent "
         f"({s['per_second']}/s over {s['seconds']} s), {s['failed']} failed {s['failures'] or ''}, "
