@@ -1,7 +1,7 @@
 """Shared pieces of the rollout integration tests (tests/integration/test_rollout_*.py).
 
-Test modules import this file by path (``sys.path``), as tests/unit does with bench/, and re-export
-its fixtures by importing them. Everything here reads the cluster the way a user would: kubectl, or a
+Test modules import this file by path (``sys.path``), as tests/unit does with bench/, and get its
+fixtures by importing them (``crd_fixture`` is the fixture ``crd``, and so on). Everything here reads the cluster the way a user would: kubectl, or a
 plain list+watch of the API (the ``Recorder``), never the operator's internals.
 
 - ``crd`` (module): the FastRollout CRD applied and Established.
@@ -46,8 +46,8 @@ COLUMNS = ["NAME", "VERSION", "DESIRED", "READY", "UPDATED", "OLD-SERVING", "DRA
 # --------------------------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="module")
-def crd(testbed: Testbed) -> None:
+@pytest.fixture(scope="module", name="crd")
+def crd_fixture(testbed: Testbed) -> None:
     """The CRD as the repository renders it (server-side apply: other modules apply the same file)."""
     testbed.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_DIR))
     testbed.kubectl("wait", "--for=condition=Established", "crd/fastrollouts.fastrollout.io", "--timeout=60s")
@@ -73,8 +73,8 @@ def start_operator(operator_process: Callable[..., OperatorProcess], namespace: 
     return op
 
 
-@pytest.fixture
-def rollout_operator(
+@pytest.fixture(name="rollout_operator")
+def rollout_operator_fixture(
     crd: None, namespace: str, operator_process: Callable[..., OperatorProcess]
 ) -> OperatorProcess:
     """One operator for this test's namespace (others run their own for theirs)."""
@@ -115,12 +115,19 @@ def fleet_manifest(
             "metadata": {"labels": labels, "annotations": annotations},
             "spec": {
                 "nodeSelector": {"type": "kwok"},
-                "containers": [{"name": "worker", "image": IMAGE, "ports": [{"name": "http", "containerPort": 8080}]}],
+                "containers": [
+                    {"name": "worker", "image": IMAGE, "ports": [{"name": "http", "containerPort": 8080}]}
+                ],
             },
         },
     }
     body.update(spec)
-    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "FastRollout", "metadata": {"name": name}, "spec": body}
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "FastRollout",
+        "metadata": {"name": name},
+        "spec": body,
+    }
 
 
 def service_manifest(name: str = "w", *, publish_not_ready: bool = False) -> dict[str, Any]:
@@ -141,7 +148,8 @@ def service_manifest(name: str = "w", *, publish_not_ready: bool = False) -> dic
 
 def is_ready(pod: dict[str, Any]) -> bool:
     return any(
-        c.get("type") == "Ready" and c.get("status") == "True" for c in pod.get("status", {}).get("conditions") or []
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in pod.get("status", {}).get("conditions") or []
     )
 
 
@@ -209,9 +217,9 @@ class Fleet:
         return next((rs for rs in self.replica_sets() if revision(rs) == revision_), None)
 
     def pods(self) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = self.bed.kubectl_json("get", "pods", "-n", self.namespace, "-l", f"app={self.name}")[
-            "items"
-        ]
+        items: list[dict[str, Any]] = self.bed.kubectl_json(
+            "get", "pods", "-n", self.namespace, "-l", f"app={self.name}"
+        )["items"]
         return items
 
     def endpoint_slices(self, service: str) -> list[dict[str, Any]]:
@@ -255,7 +263,9 @@ class Fleet:
         try:
             result: dict[str, Any] = self.bed.wait_for(check, timeout=timeout, interval=0.2, message=message)
         except AssertionError as exc:
-            raise AssertionError(f"{exc}\nlast status: {json.dumps(seen[-1] if seen else None, indent=1)}") from None
+            raise AssertionError(
+                f"{exc}\nlast status: {json.dumps(seen[-1] if seen else None, indent=1)}"
+            ) from None
         return result
 
     def wait_complete(self, version: str, timeout: float = 60) -> dict[str, Any]:
@@ -273,7 +283,9 @@ class Fleet:
 
     def wait_drained(self, version: str, timeout: float = 90) -> dict[str, Any]:
         return self.wait_status(
-            lambda s: s.get("version") == version and is_true(s, "Drained") and s.get("drainingReplicas") == 0,
+            lambda s: (
+                s.get("version") == version and is_true(s, "Drained") and s.get("drainingReplicas") == 0
+            ),
             timeout,
             f"{self.name} Drained at version {version}",
         )
@@ -289,8 +301,8 @@ def _merge(into: dict[str, Any], patch: dict[str, Any]) -> None:
             into[key] = value
 
 
-@pytest.fixture
-def fleet(testbed: Testbed, namespace: str, rollout_operator: OperatorProcess) -> Fleet:
+@pytest.fixture(name="fleet")
+def fleet_fixture(testbed: Testbed, namespace: str, rollout_operator: OperatorProcess) -> Fleet:
     """A FastRollout handle in the test's namespace, with the operator running."""
     return Fleet(testbed, namespace)
 
@@ -324,7 +336,7 @@ class Recorder:
         self.label_selector = label_selector
         self.seen: list[Seen] = []
         self.error: BaseException | None = None
-        self._api = config.new_client_from_config(config_file=str(bed.kubeconfig))
+        self._api = config.new_client_from_config(config_file=str(bed.kubeconfig))  # type: ignore[no-untyped-call]
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=f"recorder-{kind}", daemon=True)
@@ -359,8 +371,8 @@ class Recorder:
             rv = body["metadata"]["resourceVersion"]
             self._listed.set()
             while not self._stop.is_set():
-                w = watch.Watch()
-                for event in w.stream(
+                w = watch.Watch()  # type: ignore[no-untyped-call]
+                for event in w.stream(  # type: ignore[no-untyped-call]
                     fn,
                     self.namespace,
                     label_selector=self.label_selector,
@@ -376,7 +388,7 @@ class Recorder:
                     with self._lock:
                         self.seen.append(Seen(time.monotonic(), event["type"], obj))
                     if self._stop.is_set():
-                        w.stop()
+                        w.stop()  # type: ignore[no-untyped-call]
         except BaseException as exc:  # reported by check()
             self.error = exc
             self._listed.set()

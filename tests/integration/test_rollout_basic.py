@@ -12,21 +12,21 @@ from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rollout_helpers import (  # noqa: F401  (crd, fleet, rollout_operator: fixtures)
+from rollout_helpers import (  # noqa: F401  (*_fixture: the fixtures crd, fleet, rollout_operator)
     COLUMNS,
     LABEL_NAME,
     LABEL_REVISION,
     LABEL_VERSION,
     Fleet,
-    crd,
-    fleet,
+    crd_fixture,
+    fleet_fixture,
     fleet_manifest,
     is_ready,
     is_terminating,
     is_true,
     recording,
     revision,
-    rollout_operator,
+    rollout_operator_fixture,
 )
 
 if TYPE_CHECKING:
@@ -37,7 +37,9 @@ def ts(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def test_first_rollout_then_version_bump_completes_while_old_pods_drain(testbed: Testbed, fleet: Fleet) -> None:
+def test_first_rollout_then_version_bump_completes_while_old_pods_drain(
+    testbed: Testbed, fleet: Fleet
+) -> None:
     # --- first version: straight to Complete, one ReplicaSet named <name>-<revision>, owned, labelled
     fleet.apply(fleet_manifest(replicas=10, version="v1", drain_seconds=20))
     first = fleet.wait_complete("v1", timeout=60)
@@ -96,7 +98,9 @@ def test_first_rollout_then_version_bump_completes_while_old_pods_drain(testbed:
 
         # then Drained, and the old ReplicaSet deleted
         drained = fleet.wait_drained("v2", timeout=60)
-        testbed.wait_for(lambda: fleet.replica_set(rev1) is None, timeout=30, message="old ReplicaSet deleted")
+        testbed.wait_for(
+            lambda: fleet.replica_set(rev1) is None, timeout=30, message="old ReplicaSet deleted"
+        )
     assert drained["phase"] == "Complete"
     assert [v["version"] for v in drained["versions"]] == ["v2"]
     assert [p for p in fleet.pods() if revision(p) != rev2] == []
@@ -122,7 +126,10 @@ def test_kubectl_get_fr_prints_the_design_columns_with_correct_values(testbed: T
 
     def wait_row(expected: list[str], what: str) -> None:
         testbed.wait_for(
-            lambda: row_is(expected), timeout=60, interval=0.2, message=f"`kubectl get fr` to show {expected} ({what})"
+            lambda: row_is(expected),
+            timeout=60,
+            interval=0.2,
+            message=f"`kubectl get fr` to show {expected} ({what})",
         )
 
     fleet.apply(fleet_manifest(replicas=10, version="v1", drain_seconds=30))
@@ -136,7 +143,14 @@ def test_kubectl_get_fr_prints_the_design_columns_with_correct_values(testbed: T
     fleet.patch(
         {
             "version": "v2",
-            "template": {"metadata": {"annotations": {**template["metadata"]["annotations"], "fastrollout.test/start-delay": "8"}}},
+            "template": {
+                "metadata": {
+                    "annotations": {
+                        **template["metadata"]["annotations"],
+                        "fastrollout.test/start-delay": "8",
+                    }
+                }
+            },
         }
     )
     wait_row(["v2", "10", "10", "10", "10", "0", "Progressing"], "new pods starting, old ones serving")
@@ -160,7 +174,11 @@ def test_children_carry_no_kopf_marks_and_every_step_posts_an_event(testbed: Tes
 
     def kopf_marks(obj: dict[str, Any]) -> list[str]:
         meta = obj["metadata"]
-        keys = [*(meta.get("annotations") or {}), *(meta.get("finalizers") or []), *(meta.get("labels") or {})]
+        keys = [
+            *(meta.get("annotations") or {}),
+            *(meta.get("finalizers") or []),
+            *(meta.get("labels") or {}),
+        ]
         return [k for k in keys if "kopf" in k]
 
     # every version of every ReplicaSet and pod the API delivered, not only the final ones

@@ -10,18 +10,18 @@ from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rollout_helpers import (  # noqa: F401  (crd, fleet, rollout_operator: fixtures)
+from rollout_helpers import (  # noqa: F401  (*_fixture: the fixtures crd, fleet, rollout_operator)
     LABEL_VERSION,
     Fleet,
     condition,
-    crd,
-    fleet,
+    crd_fixture,
+    fleet_fixture,
     fleet_manifest,
     is_ready,
     is_terminating,
     is_true,
     recording,
-    rollout_operator,
+    rollout_operator_fixture,
 )
 
 if TYPE_CHECKING:
@@ -37,14 +37,20 @@ def version_of(obj: dict[str, Any]) -> str:
 
 def live_uids(fleet: Fleet, version: str) -> set[str]:
     return {
-        p["metadata"]["uid"] for p in fleet.pods() if version_of(p) == version and not is_terminating(p) and is_ready(p)
+        p["metadata"]["uid"]
+        for p in fleet.pods()
+        if version_of(p) == version and not is_terminating(p) and is_ready(p)
     }
 
 
 def start_failing_rollout(fleet: Fleet, *, rollback: bool) -> tuple[set[str], float]:
     fleet.apply(
         fleet_manifest(
-            replicas=10, version="v1", drain_seconds=5, progressDeadlineSeconds=DEADLINE, rollbackOnFailure=rollback
+            replicas=10,
+            version="v1",
+            drain_seconds=5,
+            progressDeadlineSeconds=DEADLINE,
+            rollbackOnFailure=rollback,
         )
     )
     fleet.wait_complete("v1")
@@ -62,7 +68,9 @@ def test_never_ready_version_fails_at_the_deadline_and_rolls_back(testbed: Testb
         timeout=30,
         message="v2's 10 pods created",
     )
-    status = fleet.wait_status(lambda s: s.get("phase") == "RolledBack", timeout=DEADLINE + 45, message="RolledBack")
+    status = fleet.wait_status(
+        lambda s: s.get("phase") == "RolledBack", timeout=DEADLINE + 45, message="RolledBack"
+    )
     elapsed = time.monotonic() - started
     assert elapsed >= DEADLINE - 1, f"failed after {elapsed:.1f}s, before the {DEADLINE}s progress deadline"
 
@@ -70,7 +78,9 @@ def test_never_ready_version_fails_at_the_deadline_and_rolls_back(testbed: Testb
     assert status["version"] == "v2"
     assert status["stableVersion"] == "v1"
     progressing = condition(status, "Progressing")
-    assert (progressing["status"], progressing["reason"]) == ("False", "ProgressDeadlineExceeded"), progressing
+    assert (progressing["status"], progressing["reason"]) == ("False", "ProgressDeadlineExceeded"), (
+        progressing
+    )
     assert "v1" in status["message"], status["message"]
     assert "roll" in status["message"].lower(), status["message"]
     # the new pods are removed ...
@@ -84,7 +94,11 @@ def test_never_ready_version_fails_at_the_deadline_and_rolls_back(testbed: Testb
     v1_rs = next(rs for rs in fleet.replica_sets() if version_of(rs) == "v1")
     assert v1_rs["spec"]["replicas"] == 10
     after = fleet.wait_status(
-        lambda s: s.get("updatedReplicas") == 0 and s.get("oldServingReplicas") == 10 and s.get("phase") == "RolledBack",
+        lambda s: (
+            s.get("updatedReplicas") == 0
+            and s.get("oldServingReplicas") == 10
+            and s.get("phase") == "RolledBack"
+        ),
         timeout=30,
         message="status: no v2 pod, 10 v1 pods serving",
     )
@@ -104,12 +118,16 @@ def test_never_ready_version_fails_at_the_deadline_and_rolls_back(testbed: Testb
     assert fleet.status()["phase"] == "RolledBack"
 
     # A fixed version rolls out normally from there.
-    fleet.patch({"version": "v3", "template": {"metadata": {"labels": {"fastrollout.test/never-ready": None}}}})
+    fleet.patch(
+        {"version": "v3", "template": {"metadata": {"labels": {"fastrollout.test/never-ready": None}}}}
+    )
     done = fleet.wait_complete("v3")
     assert done["stableVersion"] == "v3"
 
 
-def test_never_ready_version_without_rollback_fails_and_keeps_everything(testbed: Testbed, fleet: Fleet) -> None:
+def test_never_ready_version_without_rollback_fails_and_keeps_everything(
+    testbed: Testbed, fleet: Fleet
+) -> None:
     v1_uids, started = start_failing_rollout(fleet, rollback=False)
     status = fleet.wait_status(lambda s: s.get("phase") == "Failed", timeout=DEADLINE + 45, message="Failed")
     assert time.monotonic() - started >= DEADLINE - 1

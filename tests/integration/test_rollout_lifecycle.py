@@ -11,18 +11,18 @@ from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rollout_helpers import (  # noqa: F401  (crd, fleet, rollout_operator: fixtures)
+from rollout_helpers import (  # noqa: F401  (*_fixture: the fixtures crd, fleet, rollout_operator)
     LABEL_VERSION,
     Fleet,
-    crd,
-    fleet,
+    crd_fixture,
+    fleet_fixture,
     fleet_manifest,
     is_ready,
     is_terminating,
     is_true,
     recording,
     revision,
-    rollout_operator,
+    rollout_operator_fixture,
 )
 
 if TYPE_CHECKING:
@@ -34,7 +34,9 @@ def version_of(obj: dict[str, Any]) -> str:
 
 
 def live(fleet: Fleet, version: str | None = None) -> list[dict[str, Any]]:
-    return [p for p in fleet.pods() if not is_terminating(p) and (version is None or version_of(p) == version)]
+    return [
+        p for p in fleet.pods() if not is_terminating(p) and (version is None or version_of(p) == version)
+    ]
 
 
 def generation(fleet: Fleet) -> int:
@@ -66,7 +68,9 @@ def test_paused_takes_no_step_and_unpausing_continues(testbed: Testbed, fleet: F
         )
         # Observation window (a negative check needs one; the operator passes about every second).
         time.sleep(4)
-    changes = [(s.type, s.name, s.obj["spec"]["replicas"]) for s in replica_sets.events() if s.type != "LISTED"]
+    changes = [
+        (s.type, s.name, s.obj["spec"]["replicas"]) for s in replica_sets.events() if s.type != "LISTED"
+    ]
     assert changes == [], f"ReplicaSets changed while paused: {changes}"
     assert [rs["metadata"]["name"] for rs in fleet.replica_sets()] == [rs1["metadata"]["name"]]
     assert len(live(fleet, "v1")) == 5
@@ -92,14 +96,17 @@ def test_kubectl_scale_and_replicas_zero(testbed: Testbed, fleet: Fleet) -> None
         fleet.kubectl("scale", "fr/w", f"--replicas={n}")
         assert fleet.get()["spec"]["replicas"] == n
         status = fleet.wait_status(
-            lambda s: s.get("observedGeneration") == generation(fleet)
-            and s.get("phase") == "Complete"
-            and (s.get("replicas"), s.get("readyReplicas")) == (n, n),
+            lambda s: (
+                s.get("observedGeneration") == generation(fleet)
+                and s.get("phase") == "Complete"
+                and (s.get("replicas"), s.get("readyReplicas")) == (n, n)
+            ),
             timeout=60,
             message=f"Complete at {n} replicas",
         )
         rs = fleet.replica_set(status["revision"])
-        assert rs is not None and rs["spec"]["replicas"] == n
+        assert rs is not None
+        assert rs["spec"]["replicas"] == n
         testbed.wait_for(lambda: len(live(fleet)) == n, timeout=30, message=f"{n} running pods")
         return status
 
@@ -125,7 +132,9 @@ def test_kubectl_scale_and_replicas_zero(testbed: Testbed, fleet: Fleet) -> None
     assert up["version"] == "v2"
     assert {version_of(p) for p in live(fleet)} == {"v2"}
     testbed.wait_for(
-        lambda: [version_of(rs) for rs in fleet.replica_sets()] == ["v2"], timeout=30, message="v1 ReplicaSet deleted"
+        lambda: [version_of(rs) for rs in fleet.replica_sets()] == ["v2"],
+        timeout=30,
+        message="v1 ReplicaSet deleted",
     )
 
 
@@ -146,7 +155,9 @@ def test_deleting_the_fastrollout_garbage_collects_everything(
             timeout=90,
             message="ReplicaSets and pods garbage-collected",
         )
-    assert not [s for s in replica_sets.events() if s.type == "ADDED"], "a ReplicaSet was created after the delete"
+    assert not [s for s in replica_sets.events() if s.type == "ADDED"], (
+        "a ReplicaSet was created after the delete"
+    )
     assert rollout_operator.alive, "the operator exited after the delete"
 
 
@@ -165,16 +176,25 @@ def test_operator_killed_mid_rollout_finishes_the_rollout_correctly(
         recording(testbed, fleet.namespace, "fastrollouts") as rollouts,
     ):
         fleet.patch(
-            {"version": "v2", "template": {"metadata": {"annotations": {**annotations, "fastrollout.test/start-delay": "5"}}}}
+            {
+                "version": "v2",
+                "template": {
+                    "metadata": {"annotations": {**annotations, "fastrollout.test/start-delay": "5"}}
+                },
+            }
         )
         # 1. Killed while the new pods start (new ReplicaSet made, nothing cut over yet).
         fleet.wait_status(
-            lambda s: s.get("version") == "v2" and s.get("updatedReplicas", 0) > 0, timeout=30, message="v2 starting"
+            lambda s: s.get("version") == "v2" and s.get("updatedReplicas", 0) > 0,
+            timeout=30,
+            message="v2 starting",
         )
         assert op.kill() == -9
         assert fleet.status()["phase"] == "Progressing"
         # While it is down, the new pods become Ready; nobody cuts over.
-        testbed.wait_for(lambda: len([p for p in live(fleet, "v2") if is_ready(p)]) == 20, timeout=60, message="v2 Ready")
+        testbed.wait_for(
+            lambda: len([p for p in live(fleet, "v2") if is_ready(p)]) == 20, timeout=60, message="v2 Ready"
+        )
         assert len(live(fleet, "v1")) == 20
         op.restart()
         done = fleet.wait_complete("v2", timeout=60)
@@ -201,7 +221,8 @@ def test_operator_killed_mid_rollout_finishes_the_rollout_correctly(
     assert (drained["replicas"], drained["readyReplicas"], drained["updatedReplicas"]) == (20, 20, 20)
     assert (drained["oldServingReplicas"], drained["drainingReplicas"]) == (0, 0)
     assert [v["version"] for v in drained["versions"]] == ["v2"]
-    assert is_true(drained, "TrafficStopped") and is_true(drained, "Drained")
+    assert is_true(drained, "TrafficStopped")
+    assert is_true(drained, "Drained")
     # The rollout's start is kept across restarts (it lives in the status), not reset by them.
     starts = {(s.obj.get("status") or {}).get("rolloutStartedAt") for s in rollouts.events()}
     starts.discard(None)

@@ -10,16 +10,16 @@ from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rollout_helpers import (  # noqa: F401  (crd, fleet, rollout_operator: fixtures)
+from rollout_helpers import (  # noqa: F401  (*_fixture: the fixtures crd, fleet, rollout_operator)
     Fleet,
-    crd,
-    fleet,
+    crd_fixture,
+    fleet_fixture,
     fleet_manifest,
     is_terminating,
     is_true,
     recording,
     revision,
-    rollout_operator,
+    rollout_operator_fixture,
     service_manifest,
 )
 
@@ -135,16 +135,20 @@ def test_old_pods_published_ready_keep_receiving_traffic_until_gone(testbed: Tes
     fleet.patch({"version": "v2"})
     # Cut over (every old pod terminating), but their endpoints are still ready ...
     testbed.wait_for(
-        lambda: (pods := [p for p in fleet.pods() if revision(p) == rev1])
-        and all(is_terminating(p) for p in pods)
-        and len(pods) == 5,
+        lambda: (
+            (pods := [p for p in fleet.pods() if revision(p) == rev1])
+            and all(is_terminating(p) for p in pods)
+            and len(pods) == 5
+        ),
         timeout=60,
         message="every v1 pod Terminating",
     )
     assert len(ready_pods(fleet.endpoint_slices("w"), rev1)) == 5
     # ... so the status reports them serving: not Complete, TrafficStopped False.
     during = fleet.wait_status(
-        lambda s: s.get("version") == "v2" and s.get("oldServingReplicas") == 5 and s.get("drainingReplicas") == 5,
+        lambda s: (
+            s.get("version") == "v2" and s.get("oldServingReplicas") == 5 and s.get("drainingReplicas") == 5
+        ),
         timeout=30,
         message="5 old pods reported serving while they drain",
     )

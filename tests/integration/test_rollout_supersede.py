@@ -9,16 +9,16 @@ from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rollout_helpers import (  # noqa: F401  (crd, fleet, rollout_operator: fixtures)
+from rollout_helpers import (  # noqa: F401  (*_fixture: the fixtures crd, fleet, rollout_operator)
     LABEL_VERSION,
     Fleet,
-    crd,
-    fleet,
+    crd_fixture,
+    fleet_fixture,
     fleet_manifest,
     is_ready,
     is_terminating,
     recording,
-    rollout_operator,
+    rollout_operator_fixture,
 )
 
 if TYPE_CHECKING:
@@ -43,7 +43,9 @@ def test_newer_version_mid_rollout_supersedes_it(testbed: Testbed, fleet: Fleet)
         fleet.patch(
             {
                 "version": "v2",
-                "template": {"metadata": {"annotations": {**annotations, "fastrollout.test/start-delay": "60"}}},
+                "template": {
+                    "metadata": {"annotations": {**annotations, "fastrollout.test/start-delay": "60"}}
+                },
             }
         )
         fleet.wait_status(
@@ -53,7 +55,10 @@ def test_newer_version_mid_rollout_supersedes_it(testbed: Testbed, fleet: Fleet)
         )
         # v3 starts fast (merge patch: null removes the start-delay annotation)
         fleet.patch(
-            {"version": "v3", "template": {"metadata": {"annotations": {"fastrollout.test/start-delay": None}}}}
+            {
+                "version": "v3",
+                "template": {"metadata": {"annotations": {"fastrollout.test/start-delay": None}}},
+            }
         )
         done = fleet.wait_complete("v3", timeout=60)
         testbed.wait_for(
@@ -95,9 +100,11 @@ def test_two_old_versions_draining_at_once_are_both_reported(testbed: Testbed, f
     fleet.wait_complete("v2")
     fleet.patch({"version": "v3"})
     both = fleet.wait_status(
-        lambda s: s.get("version") == "v3"
-        and s.get("phase") == "Complete"
-        and {v["version"] for v in s.get("versions") or [] if v["drainingReplicas"] > 0} == {"v1", "v2"},
+        lambda s: (
+            s.get("version") == "v3"
+            and s.get("phase") == "Complete"
+            and {v["version"] for v in s.get("versions") or [] if v["drainingReplicas"] > 0} == {"v1", "v2"}
+        ),
         timeout=60,
         message="v3 Complete while v1 and v2 both drain",
     )
@@ -110,7 +117,10 @@ def test_two_old_versions_draining_at_once_are_both_reported(testbed: Testbed, f
         assert entry["replicaSet"].startswith("w-")
     assert by_version["v3"]["replicas"] == 10
     assert by_version["v3"]["drainingReplicas"] == 0
-    assert both["drainingReplicas"] == by_version["v1"]["drainingReplicas"] + by_version["v2"]["drainingReplicas"]
+    assert (
+        both["drainingReplicas"]
+        == by_version["v1"]["drainingReplicas"] + by_version["v2"]["drainingReplicas"]
+    )
     assert both["oldServingReplicas"] == 0
     # what the cluster shows agrees: terminating pods of both old versions
     terminating = {version_of(p) for p in fleet.pods() if is_terminating(p)}

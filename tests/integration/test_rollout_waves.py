@@ -3,22 +3,23 @@ fewer than `replicas` Ready pods, checked at every pod change the API delivered.
 
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rollout_helpers import (  # noqa: F401  (crd, fleet, rollout_operator: fixtures)
+from rollout_helpers import (  # noqa: F401  (*_fixture: the fixtures crd, fleet, rollout_operator)
     Fleet,
-    crd,
-    fleet,
+    crd_fixture,
+    fleet_fixture,
     fleet_manifest,
     is_ready,
     is_terminating,
     recording,
     revision,
-    rollout_operator,
+    rollout_operator_fixture,
 )
 
 if TYPE_CHECKING:
@@ -65,12 +66,14 @@ def test_max_surge_25_percent_rolls_in_waves_without_losing_capacity(testbed: Te
     # Waves: the new ReplicaSet starts at the surge and grows step by step; the old one shrinks.
     new_name = next(s.name for s in replica_sets.events() if revision(s.obj) != rev1)
     new_sizes = _distinct([s.obj["spec"]["replicas"] for s in replica_sets.events() if s.name == new_name])
-    old_sizes = _distinct([s.obj["spec"]["replicas"] for s in replica_sets.events() if revision(s.obj) == rev1])
+    old_sizes = _distinct(
+        [s.obj["spec"]["replicas"] for s in replica_sets.events() if revision(s.obj) == rev1]
+    )
     assert new_sizes[0] == surge, f"new ReplicaSet sizes {new_sizes}"
     assert new_sizes[-1] == replicas
     assert new_sizes == sorted(new_sizes), f"new ReplicaSet shrank: {new_sizes}"
     assert len(new_sizes) >= 3, f"not in waves: new ReplicaSet sizes {new_sizes}"
-    assert all(b - a <= surge for a, b in zip(new_sizes, new_sizes[1:], strict=False)), new_sizes
+    assert all(b - a <= surge for a, b in itertools.pairwise(new_sizes)), new_sizes
     assert old_sizes[0] == replicas
     assert old_sizes[-1] == 0
     assert old_sizes == sorted(old_sizes, reverse=True), f"old ReplicaSet grew: {old_sizes}"
