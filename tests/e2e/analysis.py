@@ -118,6 +118,8 @@ class PodInfo:
     deleted_seen: float | None = None
     uid: str = ""
     restarts: int = 0
+    exit_code: int | None = None  # the worker container's, once it terminated after deletion
+    finished_at: float | None = None  # its terminated.finishedAt (1 s resolution)
 
 
 def pod_infos(events: Iterable[Event]) -> dict[str, PodInfo]:
@@ -136,6 +138,12 @@ def pod_infos(events: Iterable[Event]) -> dict[str, PodInfo]:
         info.ip = (ev.obj.get("status") or {}).get("podIP") or info.ip
         statuses = (ev.obj.get("status") or {}).get("containerStatuses") or []
         info.restarts = max([info.restarts, *(int(s.get("restartCount", 0)) for s in statuses)])
+        if meta.get("deletionTimestamp"):
+            for s in statuses:
+                done = (s.get("state") or {}).get("terminated")
+                if done and info.exit_code is None:
+                    info.exit_code = int(done.get("exitCode", -1))
+                    info.finished_at = timestamp(done.get("finishedAt"))
         if meta.get("deletionTimestamp") and info.terminating_seen is None:
             info.terminating_seen = ev.t
         if ev.type == "DELETED":

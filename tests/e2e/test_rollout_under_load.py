@@ -513,12 +513,13 @@ def _report(run: Run, report: dict[str, Any]) -> None:
         f"{pl['pods']} pods: p50 {pl['p50']} s, p90 {pl['p90']} s, max {pl['max']} s (min {pl['min']} s)"
     )
     for r in report["rollouts_under_load"]["rollouts"]:
-        drain = r["pod_drain_s"] or {}
+        drain, exits = r["pod_drain_s"] or {}, r["worker_exit_s"] or {}
         lines.append(
             f"rollout to {r['to']}: new pods ready {r['new_ready_s']} s, traffic stopped {r['traffic_stopped_s']} s, "
-            f"old pods drained {r['drained_s']} s after apply ({r['cut_over_pods']} pods cut over; per pod, "
-            f"not ready -> gone p50 {drain.get('p50')} s, max {drain.get('max')} s); last request answered by an "
-            f"old version started {r['last_old_request_after_traffic_stopped_s']} s after TrafficStopped"
+            f"old pods drained (gone) {r['drained_s']} s after apply; {r['cut_over_pods']} pods cut over, per pod from "
+            f"not ready: worker exited p50 {exits.get('p50')} s / max {exits.get('max')} s (exit codes "
+            f"{r['exit_codes']}), pod gone p50 {drain.get('p50')} s / max {drain.get('max')} s; last request "
+            f"answered by an old version started {r['last_old_request_after_traffic_stopped_s']} s after TrafficStopped"
         )
     lines.append(
         "long requests (?sleep=20) on v1 pods across the cutover: "
@@ -541,6 +542,12 @@ def _rollout_numbers(run: Run, r: RolloutTimes, until: float) -> dict[str, Any]:
         if info and info.deleted_seen and history and history.not_ready_at:
             drains.append(info.deleted_seen - history.not_ready_at)
     drains.sort()
+    exits = []
+    for pod in r.cut_over:
+        info, history = run.pods.get(pod), run.histories.get(pod)
+        if info and info.finished_at and history and history.not_ready_at:
+            exits.append(info.finished_at - history.not_ready_at)
+    exits.sort()
     t = r.t_stopped
     old = [
         x.start - t
@@ -559,11 +566,15 @@ def _rollout_numbers(run: Run, r: RolloutTimes, until: float) -> dict[str, Any]:
         "status_trafficStoppedAt": (r.traffic_stopped.obj.get("status") or {}).get("trafficStoppedAt")
         if r.traffic_stopped
         else None,
-        "pod_drain_s": {"p50": round(an.percentile(drains, 50), 2), "max": round(drains[-1], 2)}
-        if drains
-        else None,
+        "pod_drain_s": _p50_max(drains),
+        "worker_exit_s": _p50_max(exits),
+        "exit_codes": dict(Counter(str(run.pods[p].exit_code) for p in r.cut_over if p in run.pods)),
         "last_old_request_after_traffic_stopped_s": round(max(old), 3) if old else None,
     }
+
+
+def _p50_max(values: list[float]) -> dict[str, float] | None:
+    return {"p50": round(an.percentile(values, 50), 2), "max": round(max(values), 2)} if values else None
 
 
 def _rel(t: float | None, base: float) -> float | None:
@@ -622,6 +633,23 @@ def test_long_requests_complete_during_drain(rollouts: Run) -> None:
         assert info.terminating_seen is not None, f"{pod}: never seen terminating"
         assert r.end > info.terminating_seen + PRESTOP_S, (
             f"{pod}: answered at {r.end}, terminating since {info.terminating_seen}"
+        )
+
+
+def test_old_pods_drain_cleanly(rollouts: Run) -> None:
+    """Every pod a rollout cut over ran its preStop sleep, got SIGTERM, finished and exited 0 (not 137:
+    killed at the end of the grace period; not 124: the worker's own drain deadline)."""
+    cut_over = [p for r in rollouts.rollouts for p in r.cut_over]
+    codes = {p: rollouts.pods[p].exit_code if p in rollouts.pods else "unseen" for p in cut_over}
+    bad = {p: c for p, c in codes.items() if c != 0}
+    assert not bad, f"cut-over pods that did not exit 0: {bad}"
+    for p in cut_over:
+        info, h = rollouts.pods[p], rollouts.histories[p]
+        assert info.finished_at is not None
+        assert h.not_ready_at is not None
+        # finishedAt has 1 s resolution: the worker ran at least (about) the preStop sleep after cutover.
+        assert info.finished_at >= h.not_ready_at + PRESTOP_S - 1.5, (
+            f"{p} exited before its preStop sleep ended"
         )
 
 
