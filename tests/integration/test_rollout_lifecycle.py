@@ -81,6 +81,49 @@ def test_paused_takes_no_step_and_unpausing_continues(testbed: Testbed, fleet: F
     assert "RolloutPaused" not in {c["reason"] for c in done["conditions"]}
 
 
+def test_pause_mid_rollout_holds_the_cutover(testbed: Testbed, fleet: Fleet) -> None:
+    fleet.apply(fleet_manifest(replicas=5, version="v1", drain_seconds=2))
+    fleet.wait_complete("v1")
+    annotations = dict(fleet.manifest["spec"]["template"]["metadata"]["annotations"])
+    fleet.patch(
+        {
+            "version": "v2",
+            "template": {"metadata": {"annotations": {**annotations, "fastrollout.test/start-delay": "4"}}},
+        }
+    )
+    fleet.wait_status(
+        lambda s: s.get("version") == "v2" and s.get("updatedReplicas") == 5,
+        timeout=30,
+        message="v2's pods created",
+    )
+    fleet.patch({"paused": True})
+    gen = generation(fleet)
+    with recording(testbed, fleet.namespace, "pods") as pods:
+        fleet.wait_status(
+            lambda s: s.get("phase") == "Paused" and s.get("observedGeneration") == gen,
+            timeout=30,
+            message="Paused",
+        )
+        # The new pods become Ready while paused: ready to cut over, but paused takes no step.
+        testbed.wait_for(
+            lambda: len([p for p in live(fleet, "v2") if is_ready(p)]) == 5, timeout=30, message="v2 Ready"
+        )
+        held = fleet.wait_status(
+            lambda s: s.get("readyReplicas") == 10, timeout=30, message="status: 10 Ready pods while paused"
+        )
+        time.sleep(4)  # observation window: no cutover may happen in it
+    assert held["phase"] == "Paused"
+    assert held["oldServingReplicas"] == 5
+    deleted = [s.name for s in pods.events() if version_of(s.obj) == "v1" and is_terminating(s.obj)]
+    assert deleted == [], f"v1 pods deleted while paused: {deleted}"
+    assert fleet.status()["phase"] == "Paused"
+
+    fleet.patch({"paused": False})
+    done = fleet.wait_complete("v2")
+    assert done["oldServingReplicas"] == 0
+    assert not live(fleet, "v1")
+
+
 def test_kubectl_scale_and_replicas_zero(testbed: Testbed, fleet: Fleet) -> None:
     fleet.apply(fleet_manifest(replicas=5, version="v1", drain_seconds=2))
     fleet.wait_complete("v1")
