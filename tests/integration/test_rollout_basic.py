@@ -206,3 +206,31 @@ def test_children_carry_no_kopf_marks_and_every_step_posts_an_event(testbed: Tes
     assert any("v2" in m for m in by_reason["TrafficStopped"]), by_reason["TrafficStopped"]
     assert all(e["type"] == "Normal" for e in events), [(e["reason"], e["type"]) for e in events]
     assert all(e["involvedObject"]["uid"] == fleet.get()["metadata"]["uid"] for e in events)
+
+
+def test_complete_when_drained_waits_for_the_last_old_pod(testbed: Testbed, fleet: Fleet) -> None:
+    fleet.apply(fleet_manifest(replicas=5, version="v1", drain_seconds=10, completeWhen="Drained"))
+    fleet.wait_complete("v1")
+    fleet.patch({"version": "v2"})
+    # Traffic stopped, old pods still draining: not Complete yet.
+    waiting = fleet.wait_status(
+        lambda s: (
+            s.get("version") == "v2" and is_true(s, "TrafficStopped") and s.get("drainingReplicas", 0) > 0
+        ),
+        timeout=60,
+        message="TrafficStopped while old pods drain",
+    )
+    assert waiting["phase"] == "Progressing"
+    assert waiting["oldServingReplicas"] == 0
+    assert not is_true(waiting, "Drained")
+    progressing = next(c for c in waiting["conditions"] if c["type"] == "Progressing")
+    assert (progressing["status"], progressing["reason"]) == ("True", "WaitingForDrain"), progressing
+    assert [p for p in fleet.pods() if p["metadata"]["labels"][LABEL_VERSION] == "v1"], (
+        "old pods gone already"
+    )
+    # Complete once the last old pod is gone.
+    done = fleet.wait_complete("v2", timeout=60)
+    assert is_true(done, "Drained")
+    assert done["drainingReplicas"] == 0
+    assert not [p for p in fleet.pods() if p["metadata"]["labels"][LABEL_VERSION] == "v1"]
+    assert ts(done["trafficStoppedAt"]) <= ts(done["drainedAt"])

@@ -3,6 +3,7 @@ the new pods go and the stable version is untouched (same pods), without it noth
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -148,3 +149,56 @@ def test_never_ready_version_without_rollback_fails_and_keeps_everything(
     assert "RolloutFailed" in reasons
     assert "RolledBack" not in reasons
     assert fleet.status()["phase"] == "Failed"
+
+
+def test_crash_looping_new_pod_fails_the_rollout_at_once(testbed: Testbed, fleet: Fleet) -> None:
+    """kwok runs no containers, so the crash loop is written into one new pod's status by hand, as a
+    kubelet would report it; kwok leaves never-ready pods' status alone after they run."""
+    fleet.apply(fleet_manifest(replicas=5, version="v1", drain_seconds=2, progressDeadlineSeconds=600))
+    fleet.wait_complete("v1")
+    v1_uids = live_uids(fleet, "v1")
+    fleet.patch({"version": "v2", **NEVER_READY})
+    victim = testbed.wait_for(
+        lambda: next(
+            (p for p in fleet.pods() if version_of(p) == "v2" and p.get("status", {}).get("podIP")), None
+        ),
+        timeout=30,
+        message="a running v2 pod",
+    )
+    started = time.monotonic()
+    crash = {
+        "status": {
+            "containerStatuses": [
+                {
+                    "name": "worker",
+                    "image": victim["spec"]["containers"][0]["image"],
+                    "imageID": "",
+                    "ready": False,
+                    "started": False,
+                    "restartCount": 3,
+                    "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s"}},
+                }
+            ]
+        }
+    }
+    fleet.kubectl(
+        "patch",
+        "pod",
+        victim["metadata"]["name"],
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps(crash),
+    )
+    status = fleet.wait_status(
+        lambda s: s.get("phase") == "RolledBack", timeout=30, message="RolledBack on the crash loop"
+    )
+    assert time.monotonic() - started < 20, "a crash loop should fail the rollout at once, not at a deadline"
+    assert condition(status, "Progressing")["reason"] == "NewPodsCrashing"
+    assert "crash" in status["message"].lower(), status["message"]
+    testbed.wait_for(
+        lambda: not [p for p in fleet.pods() if version_of(p) == "v2" and not is_terminating(p)],
+        timeout=30,
+        message="v2 pods removed",
+    )
+    assert live_uids(fleet, "v1") == v1_uids
