@@ -181,6 +181,38 @@ def test_kubectl_scale_and_replicas_zero(testbed: Testbed, fleet: Fleet) -> None
     )
 
 
+def test_scale_during_a_rollout_resizes_the_new_version(testbed: Testbed, fleet: Fleet) -> None:
+    fleet.apply(fleet_manifest(replicas=10, version="v1", drain_seconds=2))
+    fleet.wait_complete("v1")
+    annotations = dict(fleet.manifest["spec"]["template"]["metadata"]["annotations"])
+    fleet.patch(
+        {
+            "version": "v2",
+            "template": {"metadata": {"annotations": {**annotations, "fastrollout.test/start-delay": "5"}}},
+        }
+    )
+    fleet.wait_status(
+        lambda s: s.get("version") == "v2" and s.get("updatedReplicas") == 10,
+        timeout=30,
+        message="v2's pods created",
+    )
+    fleet.kubectl("scale", "fr/w", "--replicas=15")
+    done = fleet.wait_status(
+        lambda s: (
+            s.get("observedGeneration") == generation(fleet)
+            and s.get("phase") == "Complete"
+            and s.get("version") == "v2"
+            and s.get("updatedReplicas") == 15
+            and s.get("readyReplicas") == 15
+        ),
+        timeout=60,
+        message="Complete at v2 with 15 pods",
+    )
+    assert done["oldServingReplicas"] == 0
+    testbed.wait_for(lambda: len(live(fleet, "v2")) == 15, timeout=30, message="15 v2 pods")
+    assert not live(fleet, "v1")
+
+
 def test_deleting_the_fastrollout_garbage_collects_everything(
     testbed: Testbed, fleet: Fleet, rollout_operator: OperatorProcess
 ) -> None:

@@ -134,3 +134,37 @@ def test_two_old_versions_draining_at_once_are_both_reported(testbed: Testbed, f
         message="old ReplicaSets deleted",
     )
     assert [v["version"] for v in fleet.status()["versions"]] == ["v3"]
+
+
+def test_manual_rollback_while_the_old_version_still_drains(testbed: Testbed, fleet: Fleet) -> None:
+    """Applying the previous template again is a new rollout to the same revision: its ReplicaSet (at 0,
+    its old pods still draining) is reused and grown again, the version just left is cut over."""
+    fleet.apply(fleet_manifest(replicas=10, version="v1", drain_seconds=25))
+    fleet.wait_complete("v1")
+    (rs1,) = fleet.replica_sets()
+    fleet.patch({"version": "v2"})
+    fleet.wait_complete("v2")
+    with recording(testbed, fleet.namespace, "replicasets") as replica_sets:
+        fleet.patch({"version": "v1"})
+        back = fleet.wait_complete("v1", timeout=60)
+    live_v1 = [p for p in fleet.pods() if version_of(p) == "v1" and not is_terminating(p)]
+    assert len(live_v1) == 10
+    assert all(is_ready(p) for p in live_v1)
+    assert all(p["metadata"]["ownerReferences"][0]["name"] == rs1["metadata"]["name"] for p in live_v1)
+    assert not [p for p in fleet.pods() if version_of(p) == "v2" and not is_terminating(p)]
+    assert not [s for s in replica_sets.events() if s.type == "ADDED"], (
+        "a new ReplicaSet for a known revision"
+    )
+    assert (back["stableVersion"], back["updatedReplicas"], back["oldServingReplicas"]) == ("v1", 10, 0)
+    by_version = {v["version"]: v for v in back["versions"]}
+    assert by_version["v1"]["replicas"] == 10
+    assert by_version["v2"]["drainingReplicas"] > 0
+    terminating = len([p for p in fleet.pods() if is_terminating(p)])
+    assert back["drainingReplicas"] <= terminating + 10  # read a moment apart; both old sets drain
+    assert back["drainingReplicas"] >= by_version["v2"]["drainingReplicas"]
+    fleet.wait_drained("v1", timeout=90)
+    testbed.wait_for(
+        lambda: {version_of(rs) for rs in fleet.replica_sets()} == {"v1"},
+        timeout=30,
+        message="v2's ReplicaSet deleted",
+    )
