@@ -76,21 +76,14 @@ apply_crd() {
 if [ "$real_node" = 1 ]; then
   step "2/5 operator: helm upgrade --install from charts/fastrollout, on the real node, watching namespace $NS"
   if running "$OPERATOR"; then log "stopping the local operator of an earlier --no-real-node run"; stop_one "$OPERATOR" 15; fi
-  crd_args=()
-  owner=$(kubectl get crd fastrollouts.fastrollout.io --ignore-not-found \
-    -o jsonpath='{.metadata.annotations.meta\.helm\.sh/release-name}')
-  if kubectl get crd fastrollouts.fastrollout.io >/dev/null 2>&1 && [ "$owner" != "$RELEASE" ]; then
-    # Applied by the tests (kubectl apply --server-side): Helm will not adopt it, so keep it that way.
-    log "the CRD is managed outside Helm on this bed: applying crds/ and installing with crds.enabled=false"
-    apply_crd
-    crd_args=(--set crds.enabled=false)
-  fi
+  # --take-ownership: on a bed the tests used, the CRD exists already (kubectl apply --server-side);
+  # the chart adopts it (it is annotated helm.sh/resource-policy: keep, so nothing ever deletes it).
   helm upgrade --install "$RELEASE" "$repo/charts/fastrollout" -n "$RELEASE_NS" --create-namespace \
     --set image.repository=fastrollout/operator,image.tag=dev,image.pullPolicy=Never \
     --set-json 'nodeSelector={"fastrollout.test/node":"real"}' \
     --set-json 'tolerations=[{"key":"fastrollout.test/real","operator":"Equal","value":"true","effect":"NoSchedule"}]' \
     --set-json "watchNamespaces=[\"$NS\"]" \
-    "${crd_args[@]}" --wait --timeout 5m
+    --take-ownership --wait --timeout 5m
   kubectl -n "$RELEASE_NS" get pods -o wide
   operator_logs="kubectl -n $RELEASE_NS logs deploy/$RELEASE"
 else
