@@ -41,7 +41,9 @@ for arg in "$@"; do
 done
 
 t_demo=$(date +%s)
-step() { printf '\n\033[1m==> [%s] %s\033[0m\n' "$(date +%H:%M:%S)" "$*"; }
+bold='' plain=''
+if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; fi
+step() { printf '\n%s==> [%s] %s%s\n' "$bold" "$(date +%H:%M:%S)" "$*" "$plain"; }
 version_in() { sed -n 's/^  version: "\(.*\)"$/\1/p' "$1" | head -1; }
 V1=$(version_in "$V1_FILE")
 V2=$(version_in "$V2_FILE")
