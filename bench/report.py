@@ -697,6 +697,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs, cost, docs = load(paths)
     if args.reanalyze:
         print(f"re-analysed {reanalyze(runs, RESULTS / 'events')} of {len(runs)} runs", file=sys.stderr)
+        by_name = {p.name: p for p in paths}
+        for doc in docs:  # the runs are shared with the documents: store the new times with them
+            if doc.get("kind") == "rollout" and doc["file"] in by_name:
+                body = {k: v for k, v in doc.items() if k != "file"}
+                by_name[doc["file"]].write_text(json.dumps(body, indent=1) + "\n")
     text = render(runs, cost, docs, Path(args.out), plots=not args.no_plots)
     print(text)
     return 0
