@@ -495,6 +495,9 @@ def _report(run: Run, report: dict[str, Any]) -> None:
                 "error": r.error,
                 "version": r.version,
                 "seconds": round(r.duration, 2),
+                "started_before_cutover_s": _rel(run.histories[pod].not_ready_at, r.start)
+                if pod in run.histories
+                else None,
             }
             for pod, r in run.long_results
         ],
@@ -524,7 +527,7 @@ def _report(run: Run, report: dict[str, Any]) -> None:
     lines.append(
         "long requests (?sleep=20) on v1 pods across the cutover: "
         + ", ".join(
-            f"{x['status'] or x['error']} in {x['seconds']} s"
+            f"{x['status'] or x['error']} in {x['seconds']} s (started {x['started_before_cutover_s']} s before cutover)"
             for x in report["rollouts_under_load"]["long_requests"]
         )
     )
