@@ -132,7 +132,7 @@ def test_kubectl_get_fr_prints_the_design_columns_with_correct_values(testbed: T
             message=f"`kubectl get fr` to show {expected} ({what})",
         )
 
-    fleet.apply(fleet_manifest(replicas=10, version="v1", drain_seconds=30))
+    fleet.apply(fleet_manifest(replicas=10, version="v1", drain_seconds=15))
     wait_row(["v1", "10", "10", "10", "0", "0", "Complete"], "first version complete")
     header, row = fleet.table()
     assert header == COLUMNS
@@ -154,7 +154,7 @@ def test_kubectl_get_fr_prints_the_design_columns_with_correct_values(testbed: T
         }
     )
     wait_row(["v2", "10", "10", "10", "10", "0", "Progressing"], "new pods starting, old ones serving")
-    # After cutover: the old pods drain for 30 s, the rollout is Complete already.
+    # After cutover: the old pods drain for 15 s, the rollout is Complete already.
     wait_row(["v2", "10", "10", "10", "0", "10", "Complete"], "cut over, old pods draining")
     # The DRAINING column is what the cluster shows: 10 terminating pods.
     assert len([p for p in fleet.pods() if is_terminating(p)]) == 10

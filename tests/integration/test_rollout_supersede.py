@@ -94,7 +94,7 @@ def test_newer_version_mid_rollout_supersedes_it(testbed: Testbed, fleet: Fleet)
 
 
 def test_two_old_versions_draining_at_once_are_both_reported(testbed: Testbed, fleet: Fleet) -> None:
-    fleet.apply(fleet_manifest(replicas=10, version="v1", drain_seconds=30))
+    fleet.apply(fleet_manifest(replicas=10, version="v1", drain_seconds=20))
     fleet.wait_complete("v1")
     fleet.patch({"version": "v2"})
     fleet.wait_complete("v2")
@@ -139,7 +139,7 @@ def test_two_old_versions_draining_at_once_are_both_reported(testbed: Testbed, f
 def test_manual_rollback_while_the_old_version_still_drains(testbed: Testbed, fleet: Fleet) -> None:
     """Applying the previous template again is a new rollout to the same revision: its ReplicaSet (at 0,
     its old pods still draining) is reused and grown again, the version just left is cut over."""
-    fleet.apply(fleet_manifest(replicas=10, version="v1", drain_seconds=25))
+    fleet.apply(fleet_manifest(replicas=10, version="v1", drain_seconds=15))
     fleet.wait_complete("v1")
     (rs1,) = fleet.replica_sets()
     fleet.patch({"version": "v2"})
