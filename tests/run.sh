@@ -37,4 +37,4 @@ tests/cluster/up.sh --real-node
 if [ "${FASTROLLOUT_KEEP_TESTBED:-0}" != 1 ]; then trap 'tests/cluster/down.sh' EXIT; fi
 
 step "integration and end-to-end tests on the test bed"
-python -m pytest tests/integration -q -p no:cacheprovider
+python -m pytest tests/integration tests/e2e -q -p no:cacheprovider

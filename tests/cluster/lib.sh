@@ -8,6 +8,11 @@
 STATE=${FASTROLLOUT_STATE:-/tmp/fastrollout-testbed}
 # One offset shifts every port, so a second bed (another FASTROLLOUT_STATE) can run beside the first.
 # Use a multiple of 100: the base ports below are closer than 100 to each other.
+# A bed remembers its port offset, so rerunning up.sh on its state dir without the variable does not
+# restart it on the default ports (where another bed may listen).
+if [ -z "${FASTROLLOUT_PORT_OFFSET:-}" ] && [ -f "$STATE/port-offset" ]; then
+  FASTROLLOUT_PORT_OFFSET=$(cat "$STATE/port-offset")
+fi
 PORT_OFFSET=${FASTROLLOUT_PORT_OFFSET:-0}
 API_PORT=$((6443 + PORT_OFFSET))
 ETCD_PORT=$((2379 + PORT_OFFSET))

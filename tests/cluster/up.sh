@@ -95,6 +95,7 @@ for b in kube-apiserver kube-controller-manager kube-scheduler kubectl kwok; do
 done
 
 mkdir -p "$PIDS" "$LOGS" "$PKI" "$STATE/etcd" "$STATE/certs" "$KUBECACHEDIR"
+echo "$PORT_OFFSET" >"$STATE/port-offset"
 chmod 700 "$STATE"
 
 # --- PKI (openssl; ECDSA P-256 because key generation is instant, unlike RSA) ------------------------
