@@ -161,6 +161,10 @@ def revision(obj: dict[str, Any]) -> str:
     return str((obj["metadata"].get("labels") or {}).get(LABEL_REVISION, ""))
 
 
+def version_of(obj: dict[str, Any]) -> str:
+    return str((obj["metadata"].get("labels") or {}).get(LABEL_VERSION, ""))
+
+
 def condition(status: dict[str, Any], ctype: str) -> dict[str, Any]:
     for c in status.get("conditions") or []:
         if c["type"] == ctype:

@@ -7,7 +7,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -23,6 +23,7 @@ from rollout_helpers import (  # noqa: F401  (*_fixture: the fixtures crd, fleet
     is_true,
     recording,
     rollout_operator_fixture,
+    version_of,
 )
 
 if TYPE_CHECKING:
@@ -30,10 +31,6 @@ if TYPE_CHECKING:
 
 DEADLINE = 15
 NEVER_READY = {"template": {"metadata": {"labels": {"fastrollout.test/never-ready": "true"}}}}
-
-
-def version_of(obj: dict[str, Any]) -> str:
-    return str((obj["metadata"].get("labels") or {}).get(LABEL_VERSION, ""))
 
 
 def live_uids(fleet: Fleet, version: str) -> set[str]:

@@ -23,14 +23,11 @@ from rollout_helpers import (  # noqa: F401  (*_fixture: the fixtures crd, fleet
     recording,
     revision,
     rollout_operator_fixture,
+    version_of,
 )
 
 if TYPE_CHECKING:
     from conftest import OperatorProcess, Testbed
-
-
-def version_of(obj: dict[str, Any]) -> str:
-    return str((obj["metadata"].get("labels") or {}).get(LABEL_VERSION, ""))
 
 
 def live(fleet: Fleet, version: str | None = None) -> list[dict[str, Any]]:

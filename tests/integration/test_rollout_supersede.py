@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -19,14 +19,11 @@ from rollout_helpers import (  # noqa: F401  (*_fixture: the fixtures crd, fleet
     is_terminating,
     recording,
     rollout_operator_fixture,
+    version_of,
 )
 
 if TYPE_CHECKING:
     from conftest import Testbed
-
-
-def version_of(obj: dict[str, Any]) -> str:
-    return str((obj["metadata"].get("labels") or {}).get(LABEL_VERSION, ""))
 
 
 def test_newer_version_mid_rollout_supersedes_it(testbed: Testbed, fleet: Fleet) -> None:
