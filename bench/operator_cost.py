@@ -38,15 +38,13 @@ from bench.cluster import (
     GROUP,
     MERGE_PATCH,
     PLURAL,
-    Api,
-    Bed,
     Operator,
     Recorder,
     log,
     qps_label,
     wait_for,
 )
-from bench.rollout import RESULTS, PodTiming, bump_patch, machine_info, service, workload
+from bench.rollout import RESULTS, PodTiming, bump_patch, machine_info, prepared_bed, service, workload
 
 STRATEGIC = "application/strategic-merge-patch+json"
 
@@ -55,13 +53,7 @@ class Cost:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.timing = PodTiming(args.start, args.drain, args.grace)
-        self.bed = Bed(args.state, args.port_offset, kwok_nodes=args.kwok_nodes, scripts=args.cluster_scripts)
-        self.bed.up(args.setup_qps)
-        self.api = Api(self.bed.kubeconfig)
-        self.api.install_crd()
-        for ns in self.api.leftover_namespaces():
-            log(f"removing leftover namespace {ns}")
-            self.api.empty_namespace(ns)
+        self.bed, self.api = prepared_bed(args)
         self.recorder = Recorder(self.api)
         self.recorder.start()
         self.names = [f"f{i}" for i in range(len(args.fleets))]

@@ -161,17 +161,23 @@ class Fleet:
         return f"v{self.version_no}"
 
 
+def prepared_bed(args: argparse.Namespace) -> tuple[Bed, Api]:
+    """The benchmark's own test bed, up at the setup QPS, with the CRD and no leftovers of an earlier run."""
+    bed = Bed(args.state, args.port_offset, kwok_nodes=args.kwok_nodes, scripts=args.cluster_scripts)
+    bed.up(args.setup_qps)
+    api = Api(bed.kubeconfig)
+    api.install_crd()
+    for ns in api.leftover_namespaces():
+        log(f"removing leftover namespace {ns}")
+        api.empty_namespace(ns)
+    return bed, api
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.timing = PodTiming(args.start, args.drain, args.grace)
-        self.bed = Bed(args.state, args.port_offset, kwok_nodes=args.kwok_nodes, scripts=args.cluster_scripts)
-        self.bed.up(args.setup_qps)
-        self.api = Api(self.bed.kubeconfig)
-        self.api.install_crd()
-        for ns in self.api.leftover_namespaces():
-            log(f"removing leftover namespace {ns}")
-            self.api.empty_namespace(ns)
+        self.bed, self.api = prepared_bed(args)
         self.operator: Operator | None = None
         if any(s.startswith("fastrollout") for s in args.systems):
             self.operator = Operator(self.bed.kubeconfig, RESULTS / "logs" / f"operator-{args.stamp}.log")
