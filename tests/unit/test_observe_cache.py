@@ -13,6 +13,7 @@ from fastrollout.observe.records import (
     EndpointSliceRecord,
     EndpointState,
     PodRecord,
+    ReplicaSetRecord,
     parse_endpoint_slice,
     parse_pod,
     parse_replica_set,
@@ -179,6 +180,25 @@ def test_pod_in_two_slices_is_ready_if_either_is(cache: ChildCache) -> None:
     cache.slices.upsert(slice_of("svc", ("a", READY), ("b", DRAINING), name="ipv4"))
     cache.slices.upsert(slice_of("svc", ("a", DRAINING), ("b", DRAINING), name="ipv6"))
     assert cache.snapshot("io-dev", "web", spec("svc")).pods_of("new").serving == 1
+
+
+def test_ready_endpoint_outliving_its_pod_counts_for_the_replica_set_that_named_it(cache: ChildCache) -> None:
+    """publishNotReadyAddresses: the old pod `web-old-x1y2z` is deleted while its endpoint is still
+    ready. kube-proxy still routes to it, so its revision still serves; another workload's endpoint
+    behind the same Service (`batch-q7r8s`) is not counted."""
+    cache.replica_sets.upsert(ReplicaSetRecord("io-dev", "web", "web-old", "old", "v1", 0))
+    cache.replica_sets.upsert(ReplicaSetRecord("io-dev", "web", "web-new", "new", "v2", 1))
+    cache.pods.upsert(pod("web-new-a1b2c"))
+    cache.slices.upsert(
+        slice_of("svc", ("web-new-a1b2c", READY), ("web-old-x1y2z", READY), ("batch-q7r8s", READY))
+    )
+
+    observed = cache.snapshot("io-dev", "web", spec("svc"))
+
+    assert observed.pods == (
+        RevisionPods("new", "v2", replicas=1, ready=1, serving=1),
+        RevisionPods("old", "v1", replicas=0, ready=0, serving=1),
+    )
 
 
 def recorded(name: str) -> list[dict[str, Any]]:

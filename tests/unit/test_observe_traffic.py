@@ -44,3 +44,14 @@ def test_pod_state_judge(ready: bool, terminating: bool, serving: bool) -> None:
 )
 def test_endpoint_slice_judge(endpoints: dict[str, EndpointState], serving: bool) -> None:
     assert EndpointSliceJudge(endpoints).serving(pod("p")) is serving
+
+
+def test_endpoint_slice_judge_names_served_endpoints_whose_pod_is_gone() -> None:
+    judge = EndpointSliceJudge(
+        {"alive": READY, "gone": READY, "gone-drained": DRAINED, "gone-off": NOT_READY}
+    )
+    assert sorted(judge.serving_without_pod({"alive"})) == ["gone"]
+
+
+def test_pod_state_judge_never_serves_a_deleted_pod() -> None:
+    assert list(PodStateJudge().serving_without_pod(set())) == []

@@ -14,10 +14,12 @@ whole Service, which only differs when some nodes have ready endpoints and other
 
 Propagation lag is not modelled: kube-proxy (and any other dataplane) applies a slice change some
 milliseconds to seconds after the API shows it. That is what the injected preStop sleep covers.
-A pod with no endpoint in the Service (not selected, or not yet added) receives no traffic.
+A pod with no endpoint in the Service (not selected, or not yet added) receives no traffic. An endpoint
+whose pod is already deleted still counts while it is ready: with `publishNotReadyAddresses` the pod and
+its ready endpoint can vanish in either order, and kube-proxy routes by the endpoint.
 """
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Set
 
 from fastrollout.observe.records import EndpointState, PodRecord
 
@@ -30,8 +32,13 @@ class EndpointSliceJudge:
 
     def serving(self, pod: PodRecord) -> bool:
         state = self._endpoints.get(pod.name)
-        if state is None:
-            return False
+        return state is not None and self._routed(state)
+
+    def serving_without_pod(self, known: Set[str]) -> Collection[str]:
+        return [name for name, state in self._endpoints.items() if name not in known and self._routed(state)]
+
+    def _routed(self, state: EndpointState) -> bool:
+        """Whether kube-proxy sends new connections to this endpoint."""
         if state.ready:
             return True
         return self._fallback and state.serving and state.terminating

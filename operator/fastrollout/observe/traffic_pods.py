@@ -7,9 +7,15 @@ client-side balancer watching pods) is expected to stop on the same signal. With
 no other signal in the API to go by.
 """
 
+from collections.abc import Collection, Set
+
 from fastrollout.observe.records import PodRecord
 
 
 class PodStateJudge:
     def serving(self, pod: PodRecord) -> bool:
         return pod.ready and not pod.terminating
+
+    def serving_without_pod(self, known: Set[str]) -> Collection[str]:  # noqa: ARG002 (the protocol's signature)
+        """A deleted pod is not sent anything: without a Service the pod object is the only signal."""
+        return ()

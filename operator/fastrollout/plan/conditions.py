@@ -27,7 +27,8 @@ class Traffic:
 
     @property
     def drained(self) -> bool:
-        return self.cut_over and self.old_pods == 0
+        """Nothing old left to reach: a served endpoint that outlived its pod is not drained yet."""
+        return self.stopped and self.old_pods == 0
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,9 @@ def drained(traffic: Traffic) -> Verdict:
         return Verdict(
             reasons.FALSE, reasons.OLD_PODS_RUNNING, f"{traffic.old_pods} pod(s) of older versions running"
         )
+    if traffic.old_serving:
+        message = f"{traffic.old_serving} endpoint(s) of deleted older pods still receive new traffic"
+        return Verdict(reasons.FALSE, reasons.OLD_PODS_SERVING, message)
     return Verdict(reasons.TRUE, reasons.OLD_PODS_GONE, "no pod of an older version is running")
 
 

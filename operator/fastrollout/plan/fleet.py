@@ -31,7 +31,9 @@ class RevisionState:
 
     @property
     def present(self) -> bool:
-        return self.replica_set is not None or self.pods.replicas > 0 or self.pods.draining > 0
+        """Anything left of it: a ReplicaSet, a pod, or an endpoint still served after its pod went."""
+        pods = self.pods
+        return self.replica_set is not None or pods.replicas > 0 or pods.draining > 0 or pods.serving > 0
 
     def scale(self, replicas: int) -> tuple[Action, ...]:
         """Scale to `replicas`, or nothing when already there (or no ReplicaSet to scale)."""

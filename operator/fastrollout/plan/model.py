@@ -19,7 +19,9 @@ class RevisionPods:
     version: str  # from the fastrollout.io/version label
     replicas: int = 0  # pods without a deletionTimestamp
     ready: int = 0  # of those, with condition Ready=True
-    serving: int = 0  # pods that can receive new traffic (judged by observe's TrafficJudge), any state
+    serving: int = (
+        0  # pods that can receive new traffic (observe's TrafficJudge), any state, deleted ones too
+    )
     draining: int = 0  # pods with a deletionTimestamp that still exist
     crashing: int = 0  # non-terminating pods with a container waiting in CrashLoopBackOff (or similar)
 

@@ -266,6 +266,22 @@ CASES = [
         events=(),
     ),
     Case(
+        # publishNotReadyAddresses: the pod is deleted before the EndpointSlice controller drops its
+        # still-ready endpoint; observe counts that endpoint as serving for the revision.
+        "endpoint-outliving-its-pod-keeps-traffic-not-stopped-and-its-replica-set",
+        status=CUT_OVER,
+        observed=flat(rs("s1", 0), pods("s1", 0, serving=1), fleet("T", 10)),
+        actions=(),
+        expect={
+            "phase": Phase.PROGRESSING,
+            "old_serving_replicas": 1,
+            "draining_replicas": 0,
+            "drained_at": None,
+        },
+        conditions={"TrafficStopped": "False/OldPodsServing", "Drained": "False/OldPodsServing"},
+        events=(),
+    ),
+    Case(
         "drained-deletes-empty-old-replica-set",
         status={**CUT_OVER, "phase": Phase.COMPLETE, "traffic_stopped_at": STARTED},
         observed=flat(rs("s1", 0), fleet("T", 10)),
