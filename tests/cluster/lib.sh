@@ -42,8 +42,17 @@ kctl() { "$BIN_DIR/kubectl" --kubeconfig "$KUBECONFIG_ADMIN" "$@"; }
 # we started (kept in <name>.args, one argument per line). down.sh relies on this to never signal a
 # process that is not ours.
 cmdline_of() { tr '\0' '\n' <"/proc/$1/cmdline" 2>/dev/null; }
-# A zombie still answers kill -0; treat it as gone (its parent, not us, has to reap it).
-alive() { kill -0 "$1" 2>/dev/null && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
+# A zombie still answers kill -0; treat it as gone (its parent, not us, has to reap it) once EVERY
+# thread is a zombie: a Go daemon's main thread turns zombie first while its other threads still hold
+# its listening sockets, and a restart in that window failed with "bind: address already in use".
+alive() {
+  local task
+  kill -0 "$1" 2>/dev/null || return 1
+  for task in /proc/"$1"/task/*/status; do
+    grep -q '^State:.*[ZX]' "$task" 2>/dev/null || return 0
+  done
+  return 1
+}
 
 running() {  # name
   local name=$1 pid
