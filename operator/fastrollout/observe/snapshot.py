@@ -19,7 +19,7 @@ class _Tally:
 
 
 def count_pods(
-    pods: Collection[PodRecord], judge: TrafficJudge, replica_sets: Collection[ReplicaSetRecord] = ()
+    pods: Collection[PodRecord], judge: TrafficJudge, replica_sets: Collection[ReplicaSetRecord]
 ) -> tuple[RevisionPods, ...]:
     """One `RevisionPods` per revision that has pods, sorted by revision (deterministic plans).
 
