@@ -7,6 +7,7 @@
 - ``operator_process``: factory that starts ``python -m fastrollout run --kubeconfig ...`` as a real
   subprocess; its log tail is attached to the report of a failing test.
 - ``wait_for`` (function and fixture): poll a predicate against the cluster until true or a clear timeout.
+- ``crd``, ``rollout_operator``, ``fleet``: defined in rollout_helpers.py, registered here for every module.
 
 Every test collected under tests/integration is marked ``integration``.
 """
@@ -418,3 +419,12 @@ def pytest_runtest_makereport(
                 (f"operator #{i} log tail ({state}; full log: {op.log_path})", op.log_tail(80) or "(empty)")
             )
     return report
+
+
+# ------------------------------------------------------------------------------------ rollout fixtures
+# Registered here once rather than imported by each test module. tests/integration is on sys.path for the
+# test modules' `from rollout_helpers import ...` as well.
+sys.path.insert(0, str(HERE))
+from rollout_helpers import crd_fixture, fleet_fixture, rollout_operator_fixture  # noqa: E402
+
+__all__ = ["crd_fixture", "fleet_fixture", "rollout_operator_fixture"]

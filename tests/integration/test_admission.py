@@ -12,8 +12,6 @@ import pytest
 if TYPE_CHECKING:
     from conftest import Testbed
 
-CRD = "crds/fastrollout.io_fastrollouts.yaml"
-
 
 def fleet(name: str = "bad") -> dict[str, Any]:
     return {
@@ -101,12 +99,6 @@ INVALID = [
     ),
     ("paused-string", with_spec("paused", "yes"), ["spec.paused", "boolean"]),
 ]
-
-
-@pytest.fixture(scope="module")
-def crd(testbed: Testbed) -> None:
-    testbed.kubectl("apply", "--server-side", "--force-conflicts", "-f", CRD)
-    testbed.kubectl("wait", "--for=condition=Established", "crd/fastrollouts.fastrollout.io", "--timeout=60s")
 
 
 def objects_in(testbed: Testbed, namespace: str) -> str:

@@ -11,18 +11,14 @@ from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rollout_helpers import (  # noqa: F401  (*_fixture: the fixtures crd, fleet, rollout_operator)
-    LABEL_VERSION,
+from rollout_helpers import (
     Fleet,
     condition,
-    crd_fixture,
-    fleet_fixture,
     fleet_manifest,
     is_ready,
     is_terminating,
     is_true,
     recording,
-    rollout_operator_fixture,
     version_of,
 )
 

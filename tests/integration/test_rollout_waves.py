@@ -10,16 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rollout_helpers import (  # noqa: F401  (*_fixture: the fixtures crd, fleet, rollout_operator)
+from rollout_helpers import (
     Fleet,
-    crd_fixture,
-    fleet_fixture,
     fleet_manifest,
     is_ready,
     is_terminating,
     recording,
     revision,
-    rollout_operator_fixture,
 )
 
 if TYPE_CHECKING:
