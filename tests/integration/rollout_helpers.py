@@ -1,7 +1,7 @@
 """Shared pieces of the rollout integration tests (tests/integration/test_rollout_*.py).
 
-Test modules import this file by path (``sys.path``), as tests/unit does with bench/, and get its
-fixtures by importing them (``crd_fixture`` is the fixture ``crd``, and so on). Everything here reads the cluster the way a user would: kubectl, or a
+Test modules import this file by path (``sys.path``), as tests/unit does with bench/; its fixtures
+(``crd_fixture`` is the fixture ``crd``, and so on) are registered by conftest.py. Everything here reads the cluster the way a user would: kubectl, or a
 plain list+watch of the API (the ``Recorder``), never the operator's internals.
 
 - ``crd`` (module): the FastRollout CRD applied and Established.
@@ -105,7 +105,7 @@ def fleet_manifest(
     if drain_seconds is not None:
         annotations["fastrollout.test/drain-seconds"] = str(drain_seconds)
     if start_delay is not None:
-        annotations["fastrollout.test/start-delay"] = start_delay
+        annotations[START_DELAY] = start_delay
     body: dict[str, Any] = {
         "replicas": replicas,
         "version": version,
@@ -128,6 +128,15 @@ def fleet_manifest(
         "metadata": {"name": name},
         "spec": body,
     }
+
+
+START_DELAY = "fastrollout.test/start-delay"
+
+
+def slow_version(version: str, start_delay: int) -> dict[str, Any]:
+    """Spec patch to `version` whose new pods turn Ready `start_delay` s after scheduling (kwok), so a
+    test can act while the rollout is in flight. `Fleet.patch` merges it: other annotations stay."""
+    return {"version": version, "template": {"metadata": {"annotations": {START_DELAY: str(start_delay)}}}}
 
 
 def service_manifest(name: str = "w", *, publish_not_ready: bool = False) -> dict[str, Any]:

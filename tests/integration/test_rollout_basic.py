@@ -12,21 +12,18 @@ from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rollout_helpers import (  # noqa: F401  (*_fixture: the fixtures crd, fleet, rollout_operator)
+from rollout_helpers import (
     COLUMNS,
     LABEL_NAME,
-    LABEL_REVISION,
     LABEL_VERSION,
     Fleet,
-    crd_fixture,
-    fleet_fixture,
     fleet_manifest,
     is_ready,
     is_terminating,
     is_true,
     recording,
     revision,
-    rollout_operator_fixture,
+    slow_version,
 )
 
 if TYPE_CHECKING:
@@ -139,20 +136,7 @@ def test_kubectl_get_fr_prints_the_design_columns_with_correct_values(testbed: T
     assert re.fullmatch(r"\d+s", row[-1]), f"AGE column: {row[-1]!r}"
 
     # New pods slow to start: the new version is UPDATED, the old one still serving and READY.
-    template = fleet.manifest["spec"]["template"]
-    fleet.patch(
-        {
-            "version": "v2",
-            "template": {
-                "metadata": {
-                    "annotations": {
-                        **template["metadata"]["annotations"],
-                        "fastrollout.test/start-delay": "8",
-                    }
-                }
-            },
-        }
-    )
+    fleet.patch(slow_version("v2", 8))
     wait_row(["v2", "10", "10", "10", "10", "0", "Progressing"], "new pods starting, old ones serving")
     # After cutover: the old pods drain for 15 s, the rollout is Complete already.
     wait_row(["v2", "10", "10", "10", "0", "10", "Complete"], "cut over, old pods draining")

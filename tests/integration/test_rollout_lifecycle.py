@@ -11,18 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rollout_helpers import (  # noqa: F401  (*_fixture: the fixtures crd, fleet, rollout_operator)
-    LABEL_VERSION,
+from rollout_helpers import (
     Fleet,
-    crd_fixture,
-    fleet_fixture,
     fleet_manifest,
     is_ready,
     is_terminating,
     is_true,
     recording,
     revision,
-    rollout_operator_fixture,
+    slow_version,
     version_of,
 )
 
@@ -81,13 +78,7 @@ def test_paused_takes_no_step_and_unpausing_continues(testbed: Testbed, fleet: F
 def test_pause_mid_rollout_holds_the_cutover(testbed: Testbed, fleet: Fleet) -> None:
     fleet.apply(fleet_manifest(replicas=5, version="v1", drain_seconds=2))
     fleet.wait_complete("v1")
-    annotations = dict(fleet.manifest["spec"]["template"]["metadata"]["annotations"])
-    fleet.patch(
-        {
-            "version": "v2",
-            "template": {"metadata": {"annotations": {**annotations, "fastrollout.test/start-delay": "4"}}},
-        }
-    )
+    fleet.patch(slow_version("v2", 4))
     fleet.wait_status(
         lambda s: s.get("version") == "v2" and s.get("updatedReplicas") == 5,
         timeout=30,
@@ -181,13 +172,7 @@ def test_kubectl_scale_and_replicas_zero(testbed: Testbed, fleet: Fleet) -> None
 def test_scale_during_a_rollout_resizes_the_new_version(testbed: Testbed, fleet: Fleet) -> None:
     fleet.apply(fleet_manifest(replicas=10, version="v1", drain_seconds=2))
     fleet.wait_complete("v1")
-    annotations = dict(fleet.manifest["spec"]["template"]["metadata"]["annotations"])
-    fleet.patch(
-        {
-            "version": "v2",
-            "template": {"metadata": {"annotations": {**annotations, "fastrollout.test/start-delay": "5"}}},
-        }
-    )
+    fleet.patch(slow_version("v2", 5))
     fleet.wait_status(
         lambda s: s.get("version") == "v2" and s.get("updatedReplicas") == 10,
         timeout=30,
@@ -237,7 +222,6 @@ def test_operator_killed_mid_rollout_finishes_the_rollout_correctly(
     testbed: Testbed, fleet: Fleet, rollout_operator: OperatorProcess
 ) -> None:
     op = rollout_operator
-    annotations = dict(fleet_manifest()["spec"]["template"]["metadata"]["annotations"])
     fleet.apply(fleet_manifest(replicas=20, version="v1", drain_seconds=15))
     fleet.wait_complete("v1")
     (rs1,) = fleet.replica_sets()
@@ -247,14 +231,7 @@ def test_operator_killed_mid_rollout_finishes_the_rollout_correctly(
         recording(testbed, fleet.namespace, "replicasets") as replica_sets,
         recording(testbed, fleet.namespace, "fastrollouts") as rollouts,
     ):
-        fleet.patch(
-            {
-                "version": "v2",
-                "template": {
-                    "metadata": {"annotations": {**annotations, "fastrollout.test/start-delay": "5"}}
-                },
-            }
-        )
+        fleet.patch(slow_version("v2", 5))
         # 1. Killed while the new pods start (new ReplicaSet made, nothing cut over yet).
         fleet.wait_status(
             lambda s: s.get("version") == "v2" and s.get("updatedReplicas", 0) > 0,

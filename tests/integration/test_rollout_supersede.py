@@ -9,16 +9,13 @@ from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rollout_helpers import (  # noqa: F401  (*_fixture: the fixtures crd, fleet, rollout_operator)
-    LABEL_VERSION,
+from rollout_helpers import (
     Fleet,
-    crd_fixture,
-    fleet_fixture,
     fleet_manifest,
     is_ready,
     is_terminating,
     recording,
-    rollout_operator_fixture,
+    slow_version,
     version_of,
 )
 
@@ -29,22 +26,13 @@ if TYPE_CHECKING:
 def test_newer_version_mid_rollout_supersedes_it(testbed: Testbed, fleet: Fleet) -> None:
     fleet.apply(fleet_manifest(replicas=10, version="v1", drain_seconds=10))
     fleet.wait_complete("v1")
-    annotations = dict(fleet.manifest["spec"]["template"]["metadata"]["annotations"])
-
     with (
         recording(testbed, fleet.namespace, "pods") as pods,
         recording(testbed, fleet.namespace, "replicasets") as replica_sets,
         recording(testbed, fleet.namespace, "fastrollouts") as rollouts,
     ):
         # v2's pods take 60 s to start: it is still in flight when v3 arrives.
-        fleet.patch(
-            {
-                "version": "v2",
-                "template": {
-                    "metadata": {"annotations": {**annotations, "fastrollout.test/start-delay": "60"}}
-                },
-            }
-        )
+        fleet.patch(slow_version("v2", 60))
         fleet.wait_status(
             lambda s: s.get("version") == "v2" and s.get("updatedReplicas") == 10,
             timeout=30,
