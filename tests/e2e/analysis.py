@@ -8,7 +8,11 @@ Nothing here talks to the cluster, so the reasoning can be read (and unit-checke
 - propagation lag of a pod: the start of the last request it served minus ``not_ready_at``. kube-proxy
   reads the same EndpointSlices; until it rewrote its rules, new connections still reached the pod. That
   is the delay the injected preStop sleep must cover;
-- capacity: the number of ready endpoints after each event.
+- capacity: the number of ready endpoints after each event;
+- :func:`traffic_stop_violations`: old pods that kept getting new requests longer than
+  :data:`PROPAGATION_BOUND_S` after their endpoint went not ready, or after the rollout said
+  TrafficStopped. The bound is a constant of the test bed, never taken from the run being judged, so a
+  slower kube-proxy (or an early TrafficStopped) fails the check instead of widening it.
 """
 
 from __future__ import annotations
@@ -23,6 +27,16 @@ from tests.e2e.load import Result
 from tests.e2e.recorder import Event
 
 VERSION_LABEL = "fastrollout.io/version"
+
+# kube-proxy rewrites its rules at most once per minSyncPeriod: tests/cluster/realnode.sh configures
+# `minSyncPeriod: 1s` (kube-proxy's default; tests/unit/test_e2e_analysis.py keeps the two in step).
+KUBE_PROXY_MIN_SYNC_S = 1.0
+# How long after an endpoint goes not ready in the EndpointSlice kube-proxy may still send the pod new
+# connections: one minSyncPeriod wait, plus 1 s for the watch delivery to kube-proxy, one
+# iptables-restore and the load generator's thread scheduling on the loaded 2-core CI VM. Measured:
+# p50 ~0.55 s, max ~1.06 s (README, end-to-end tests). The preStop sleep the tests configure (4 s) must
+# exceed it: that sleep is what keeps such late requests from meeting a worker that got SIGTERM.
+PROPAGATION_BOUND_S = KUBE_PROXY_MIN_SYNC_S + 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,3 +236,36 @@ def served_outside(
 ) -> list[Result]:
     """Requests that STARTED in [since, until) and were answered by a version not in ``allowed``."""
     return [r for r in results if r.ok and since <= r.start < until and r.version not in allowed]
+
+
+def traffic_stop_violations(
+    results: Sequence[Result],
+    *,
+    not_ready: dict[str, float],
+    traffic_stopped_at: float,
+    until: float,
+    version: str,
+    bound: float = PROPAGATION_BOUND_S,
+) -> list[str]:
+    """What contradicts "old pods stop receiving new traffic" for one rollout to ``version``, one line
+    each (empty: none):
+
+    - a pod this rollout cut over (``not_ready``: pod -> when its endpoint went not ready) answered a
+      request that started ``bound`` seconds or more after that;
+    - a request that started in ``[traffic_stopped_at + bound, until)`` was answered by another version.
+
+    ``bound`` is stated up front (:data:`PROPAGATION_BOUND_S`), never derived from ``results``.
+    """
+    lags = propagation_lags(results, not_ready)
+    out = [
+        f"{pod} got a new request {lag:.2f}s after its endpoint went not ready (bound {bound}s)"
+        for pod, lag in sorted(lags.items())
+        if lag >= bound
+    ]
+    late = served_outside(results, since=traffic_stopped_at + bound, until=until, allowed={version})
+    out += [
+        f"{r.pod} ({r.version}) answered a request started {r.start - traffic_stopped_at:.2f}s after "
+        f"TrafficStopped of {version} (bound {bound}s)"
+        for r in late
+    ]
+    return out

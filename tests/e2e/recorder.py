@@ -7,6 +7,11 @@ afterwards on the recorded events (:mod:`analysis`), never while the test runs, 
 
 The watch is re-opened every few seconds (server-side ``timeoutSeconds``) from the last resourceVersion,
 which also bounds how long :meth:`Recorder.stop` waits; a 410 Gone re-lists.
+
+A recording is only evidence if the watch never broke: a failed watch request or a broken stream delays
+every event behind it (their timestamps are late), and a re-list after 410 Gone loses the transitions in
+between (an endpoint's ready -> not-ready shows up at the re-list time, if at all). Each such gap is kept
+in :attr:`Recorder.errors`, and :func:`assert_intact` fails a test whose conclusions rest on it.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import dataclasses
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from kubernetes import client, config, watch
@@ -35,6 +40,17 @@ class Event:
         return str(self.obj["metadata"]["name"])
 
 
+@dataclasses.dataclass(frozen=True)
+class Gap:
+    """A moment the recording may have missed or delayed events: a failed or broken watch, a re-list."""
+
+    t: float  # time.time() when it happened
+    what: str
+
+    def __str__(self) -> str:
+        return f"at {self.t:.3f}: {self.what}"
+
+
 def api_client(kubeconfig: str) -> client.ApiClient:
     return config.new_client_from_config(config_file=kubeconfig)
 
@@ -52,17 +68,22 @@ class Recorder:
         self._stop = threading.Event()
         self._synced = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"recorder-{name}", daemon=True)
-        self.errors: list[str] = []
+        self.errors: list[Gap] = []  # every gap in the recording (after the initial list), oldest first
+        self._start_errors: list[Gap] = []  # failures before the initial list: nothing recorded to lose
 
     def start(self, timeout: float = 30) -> Recorder:
         self._thread.start()
         if not self._synced.wait(timeout):
-            raise TimeoutError(f"recorder {self.name}: no initial list within {timeout}s: {self.errors[-3:]}")
+            raise TimeoutError(
+                f"recorder {self.name}: no initial list within {timeout}s: {[str(e) for e in self._start_errors[-3:]]}"
+            )
         return self
 
     def stop(self) -> list[Event]:
         self._stop.set()
         self._thread.join(WATCH_WINDOW_S + 10)
+        if self._thread.is_alive():
+            self._error(f"the watch thread did not stop within {WATCH_WINDOW_S + 10}s")
         return self.events()
 
     def events(self) -> list[Event]:
@@ -73,6 +94,9 @@ class Recorder:
         """The current objects by name, as last seen."""
         with self._lock:
             return dict(self._state)
+
+    def _error(self, what: str) -> None:
+        (self.errors if self._synced.is_set() else self._start_errors).append(Gap(time.time(), what))
 
     def _record(self, etype: str, obj: dict[str, Any]) -> None:
         event = Event(time.time(), etype, obj)
@@ -114,12 +138,6 @@ class Recorder:
                 ):
                     raw = ev["raw_object"]
                     new_rv = raw.get("metadata", {}).get("resourceVersion")
-                    if ev["type"] == "ERROR":
-                        if raw.get("code") == 410:
-                            rv = None
-                            break
-                        self.errors.append(f"watch error: {raw}")
-                        continue
                     if new_rv:
                         rv = new_rv
                     if ev["type"] != "BOOKMARK":
@@ -127,11 +145,29 @@ class Recorder:
                     if self._stop.is_set():
                         break
             except ApiException as exc:
+                # The watch library turns an ERROR event into an ApiException (410: our resourceVersion
+                # is too old, so what happened since is lost; the re-list records the state now).
                 if exc.status == 410:
+                    self._error(f"410 Gone from resourceVersion {rv}: re-listed, events in between lost")
                     rv = None
                 else:
-                    self.errors.append(f"{type(exc).__name__}: {exc.status} {exc.reason}")
+                    self._error(f"{type(exc).__name__}: {exc.status} {exc.reason}")
                     time.sleep(0.5)
             except Exception as exc:  # a broken stream: note it, re-open from the last resourceVersion
-                self.errors.append(f"{type(exc).__name__}: {exc}")
+                self._error(f"{type(exc).__name__}: {exc}")
                 time.sleep(0.5)
+
+
+def assert_intact(recorders: Iterable[Recorder]) -> None:
+    """Fail, naming every gap, unless each recorder watched without a break.
+
+    Everything the e2e tests conclude (propagation lag, capacity, which version answered after
+    TrafficStopped) is read off these recordings; a broken watch makes those conclusions unfounded,
+    in either direction, so a gap fails the run instead of being left in ``errors``.
+    """
+    broken = [r for r in recorders if r.errors]
+    if broken:
+        lines = [f"  {r.name}: {len(r.errors)} gap(s): {[str(e) for e in r.errors[:3]]}" for r in broken]
+        raise AssertionError(
+            "the watch recording is incomplete, so what it shows cannot be trusted:\n" + "\n".join(lines)
+        )
