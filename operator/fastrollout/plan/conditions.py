@@ -54,6 +54,8 @@ def progressing(
         return Verdict(reasons.FALSE, outcome.failure.reason, outcome.failure.message)
     if phase is Phase.COMPLETE:
         return Verdict(reasons.FALSE, reasons.ROLLOUT_COMPLETE, f"version {version} complete")
+    if not traffic.cut_over and outcome.blocked is not None:
+        return Verdict(reasons.TRUE, reasons.NEW_PODS_NOT_IN_SERVICE, outcome.blocked)
     if not traffic.cut_over:
         return Verdict(reasons.TRUE, reasons.ROLLOUT_PROGRESSING, rolling_message)
     if not traffic.stopped:
@@ -100,6 +102,24 @@ def drained(traffic: Traffic) -> Verdict:
         message = f"{traffic.old_serving} endpoint(s) of deleted older pods still receive new traffic"
         return Verdict(reasons.FALSE, reasons.OLD_PODS_SERVING, message)
     return Verdict(reasons.TRUE, reasons.OLD_PODS_GONE, "no pod of an older version is running")
+
+
+def replica_failure(
+    foreign: int, previous: Sequence[Condition], now_text: str, generation: int
+) -> Condition | None:
+    """ReplicaFailure, present only while True (like the Deployment controller's): pods that carry this
+    FastRollout's labels but another controller owns (seen now), else a refused API call as the
+    handler recorded it (`errors.after_actions`), kept until a pass runs clean."""
+    if foreign:
+        message = (
+            f"{foreign} pod(s) carry this FastRollout's labels but another controller owns them: "
+            "they are not counted, and old pods are removed by scaling their ReplicaSet instead of by "
+            "label, so those are never deleted"
+        )
+        verdict = Verdict(reasons.TRUE, reasons.FOREIGN_PODS, message)
+        return condition(reasons.REPLICA_FAILURE, verdict, previous, now_text, generation)
+    before = next((c for c in previous if c.type == reasons.REPLICA_FAILURE), None)
+    return before if before is not None and before.reason in reasons.API_FAILURE_REASONS else None
 
 
 def condition(

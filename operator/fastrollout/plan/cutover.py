@@ -23,10 +23,16 @@ def ready_to_cut_over(target_ready: int, threshold: int, target_size: int, repli
 
 def remove(revisions: Iterable[RevisionState]) -> tuple[Action, ...]:
     """Scale each revision to 0, then delete its non-terminating pods: all scales come first, so no
-    ReplicaSet recreates pods deleted a moment before."""
+    ReplicaSet recreates pods deleted a moment before.
+
+    A collection delete selects by label, and labels prove no ownership: when pods of another
+    controller carry the revision's labels (`foreign`), only the scale is issued and the ReplicaSet
+    controller removes exactly the pods it owns (slower, one by one, but never someone else's)."""
     chosen = tuple(revisions)
     scales = tuple(action for r in chosen for action in r.scale(0))
-    deletes = tuple(DeletePods(revision=r.revision) for r in chosen if r.pods.replicas > 0)
+    deletes = tuple(
+        DeletePods(revision=r.revision) for r in chosen if r.pods.replicas > 0 and r.pods.foreign == 0
+    )
     return scales + deletes
 
 

@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from fastrollout.api import FastRolloutSpec, FastRolloutStatus
-from fastrollout.plan import cleanup, events, progress, reasons, rollback, rolling
+from fastrollout.plan import cleanup, events, progress, reasons, rollback, rolling, service
 from fastrollout.plan.clock import utc
 from fastrollout.plan.fleet import Fleet, build_fleet
 from fastrollout.plan.model import Observed, Plan, Rollout
@@ -50,8 +50,9 @@ def _outcome(
     if before.failed_revision == fleet.target.revision:
         return _failed(spec, fleet, _kept_failure(before), failed_now=False)
     step = rolling.roll(fleet, spec, name)
+    blocked = None if step.cut_over else service.not_behind_service(fleet, spec, name)
     if not fleet.target_is_stable:
-        failure = progress.failure(spec, fleet.target, step.cut_over, now, when)
+        failure = progress.failure(spec, fleet.target, step.cut_over, now, when, blocked=blocked)
         if failure is not None:
             return _failed(spec, fleet, failure, failed_now=True)
     cut_over = step.cut_over or fleet.settled
@@ -65,6 +66,7 @@ def _outcome(
         cut_over=cut_over,
         cut_over_now=cut_over_now,
         requeue_after=when.seconds_left(now) if waiting else None,
+        blocked=blocked,
     )
 
 

@@ -1,6 +1,6 @@
 """Events, one per transition: comparing the status before and after a pass, never on every pass."""
 
-from fastrollout.api import FastRolloutStatus, Phase
+from fastrollout.api import Condition, FastRolloutStatus, Phase
 from fastrollout.plan import reasons
 from fastrollout.plan.model import Event
 from fastrollout.plan.outcome import Outcome
@@ -25,6 +25,12 @@ def transitions(before: FastRolloutStatus, after: FastRolloutStatus, outcome: Ou
         events.append(Event(reasons.EVENT_TRAFFIC_STOPPED, message))
     if after.drained_at and (new_target or not before.drained_at):
         events.append(Event(reasons.EVENT_DRAINED, "no pod of an older version is running"))
+    progressing = _reason(after, reasons.PROGRESSING)
+    if progressing == reasons.NEW_PODS_NOT_IN_SERVICE != _reason(before, reasons.PROGRESSING):
+        events.append(Event(reasons.EVENT_NOT_IN_SERVICE, after.message or "", warning=True))
+    failure = _condition(after, reasons.REPLICA_FAILURE)
+    if failure is not None and failure.reason != _reason(before, reasons.REPLICA_FAILURE):
+        events.append(Event(failure.reason, failure.message, warning=True))
     if outcome.failed_now and outcome.failure is not None:
         events.append(Event(reasons.EVENT_FAILED, outcome.failure.message, warning=True))
     rolled_back = after.phase is Phase.ROLLED_BACK and (
@@ -34,3 +40,12 @@ def transitions(before: FastRolloutStatus, after: FastRolloutStatus, outcome: Ou
         message = f"version {after.version} removed; version {after.stable_version} keeps serving"
         events.append(Event(reasons.EVENT_ROLLED_BACK, message, warning=True))
     return tuple(events)
+
+
+def _condition(status: FastRolloutStatus, type_: str) -> Condition | None:
+    return next((c for c in status.conditions if c.type == type_), None)
+
+
+def _reason(status: FastRolloutStatus, type_: str) -> str | None:
+    found = _condition(status, type_)
+    return found.reason if found is not None else None

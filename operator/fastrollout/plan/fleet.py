@@ -7,7 +7,14 @@ plus its pods, counted.
 from dataclasses import dataclass
 
 from fastrollout.api import FastRolloutStatus
-from fastrollout.plan.model import Action, Observed, ReplicaSetView, RevisionPods, ScaleReplicaSet
+from fastrollout.plan.model import (
+    Action,
+    Observed,
+    ReplicaSetView,
+    RevisionPods,
+    ScaleReplicaSet,
+    ServiceView,
+)
 
 
 @dataclass(frozen=True)
@@ -46,11 +53,12 @@ class RevisionState:
 class Fleet:
     """target: the revision spec asks for. stable: the last revision that completed cutover (may be
     the target itself), None when there is none. others: every other revision still present, stable
-    included, sorted by revision."""
+    included, sorted by revision. service: spec.serviceName's Service as observed (None without one)."""
 
     target: RevisionState
     stable: RevisionState | None
     others: tuple[RevisionState, ...]
+    service: ServiceView | None = None
 
     @property
     def old_stable(self) -> RevisionState | None:
@@ -91,7 +99,7 @@ def build_fleet(observed: Observed, status: FastRolloutStatus, target: str, targ
         stable = next((s for s in candidates if s.revision == status.stable_revision and s.present), None)
     elif status.revision is None:
         stable = infer_stable(others)
-    return Fleet(target=target_state, stable=stable, others=others)
+    return Fleet(target=target_state, stable=stable, others=others, service=observed.service)
 
 
 def infer_stable(others: tuple[RevisionState, ...]) -> RevisionState | None:

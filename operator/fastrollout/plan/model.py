@@ -24,6 +24,16 @@ class RevisionPods:
     )
     draining: int = 0  # pods with a deletionTimestamp that still exist
     crashing: int = 0  # non-terminating pods with a container waiting in CrashLoopBackOff (or similar)
+    # Of `ready`, those that also receive traffic: with a Service, a `ready` endpoint in its
+    # EndpointSlices. None: not judged apart from readiness (no Service), every Ready pod counts.
+    in_service: int | None = None
+    # Pods carrying this revision's labels that another controller owns: never counted, never deleted.
+    foreign: int = 0
+
+    @property
+    def capacity(self) -> int:
+        """Ready pods that receive traffic: what the capacity invariant and the cutover gate count."""
+        return self.ready if self.in_service is None else min(self.in_service, self.ready)
 
 
 @dataclass(frozen=True)
@@ -37,15 +47,37 @@ class ReplicaSetView:
 
 
 @dataclass(frozen=True)
+class ServiceView:
+    """The Service named by spec.serviceName: whether it exists and the labels it selects on."""
+
+    name: str
+    found: bool
+    selector: tuple[tuple[str, str], ...] = ()  # spec.selector, sorted by key
+
+    def selects(self, labels: dict[str, str]) -> bool:
+        """Whether pods with `labels` match the selector (an empty selector selects no pod)."""
+        return bool(self.selector) and all(labels.get(key) == value for key, value in self.selector)
+
+    def describe(self) -> str:
+        """`Service w (selector app=w,tier=web)`, or `Service w (not found)`."""
+        if not self.found:
+            return f"Service {self.name} (not found)"
+        labels = ",".join(f"{key}={value}" for key, value in self.selector) or "none: selects no pod"
+        return f"Service {self.name} (selector {labels})"
+
+
+@dataclass(frozen=True)
 class Observed:
     """One frozen snapshot of what the cluster shows for a FastRollout.
 
-    replica_sets: every ReplicaSet labelled with this FastRollout's name, any revision.
-    pods: one entry per revision that still has pods (terminating ones included).
+    replica_sets: every ReplicaSet this FastRollout controls (controller ownerReference with its UID).
+    pods: one entry per revision that still has pods of those ReplicaSets (terminating ones included).
+    service: spec.serviceName's Service as observed; None without serviceName.
     """
 
     replica_sets: tuple[ReplicaSetView, ...] = ()
     pods: tuple[RevisionPods, ...] = ()
+    service: ServiceView | None = None
 
     def pods_of(self, revision: str) -> RevisionPods:
         for entry in self.pods:

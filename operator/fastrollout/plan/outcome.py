@@ -26,3 +26,5 @@ class Outcome:
     failure: Failure | None = None
     failed_now: bool = False
     requeue_after: float | None = None
+    # Why Ready new pods do not count for cutover (not behind the Service), in words; None otherwise.
+    blocked: str | None = None

@@ -52,11 +52,18 @@ def clock(spec: FastRolloutSpec, status: FastRolloutStatus, target: str, now: da
 
 
 def failure(
-    spec: FastRolloutSpec, target: RevisionState, cut_over: bool, now: datetime, when: Clock
+    spec: FastRolloutSpec,
+    target: RevisionState,
+    cut_over: bool,
+    now: datetime,
+    when: Clock,
+    *,
+    blocked: str | None = None,
 ) -> Failure | None:
     """Crash-looping new pods fail the rollout at once, even when enough are Ready to cut over: a
     version that crashes is not one to send all traffic to. The deadline fails it only if it is not
-    ready to cut over now; a rollout that got there, however late, completes."""
+    ready to cut over now; a rollout that got there, however late, completes. `blocked` (why Ready
+    pods are not behind the Service) becomes the deadline's message: it is what to fix."""
     if spec.replicas == 0:
         return None
     label = target.version
@@ -67,9 +74,10 @@ def failure(
         )
     if not cut_over and now >= when.deadline:
         threshold = ready_threshold(spec.replicas, spec.strategy.min_ready_percent)
-        return Failure(
-            reasons.PROGRESS_DEADLINE_EXCEEDED,
+        counts = blocked or (
             f"version {label} had {target.pods.ready}/{spec.replicas} pods Ready (cutover needs {threshold})"
-            f" at its progress deadline {to_text(when.deadline)}",
+        )
+        return Failure(
+            reasons.PROGRESS_DEADLINE_EXCEEDED, f"{counts} at its progress deadline {to_text(when.deadline)}"
         )
     return None

@@ -17,6 +17,7 @@ DRAINED: Final = "Drained"
 
 # Progressing
 ROLLOUT_PROGRESSING: Final = "RolloutProgressing"  # True: new pods starting, old ones still serving
+NEW_PODS_NOT_IN_SERVICE: Final = "NewPodsNotInService"  # True: new pods Ready, not behind the Service
 WAITING_FOR_TRAFFIC_STOP: Final = "WaitingForTrafficStop"  # True: cut over, old pods still serving
 WAITING_FOR_DRAIN: Final = "WaitingForDrain"  # True: traffic stopped, completeWhen is Drained
 ROLLOUT_COMPLETE: Final = "RolloutComplete"  # False: nothing left to do
@@ -25,6 +26,15 @@ PROGRESS_DEADLINE_EXCEEDED: Final = "ProgressDeadlineExceeded"  # False: failed
 NEW_PODS_CRASHING: Final = "NewPodsCrashing"  # False: failed
 ROLLOUT_FAILED: Final = "RolloutFailed"  # False: failed, the specific reason no longer known
 FAILURE_REASONS: Final = frozenset({PROGRESS_DEADLINE_EXCEEDED, NEW_PODS_CRASHING, ROLLOUT_FAILED})
+
+# ReplicaFailure (like the Deployment controller's): present only while True.
+REPLICA_FAILURE: Final = "ReplicaFailure"
+FAILED_CREATE: Final = "FailedCreate"  # the API refused a ReplicaSet create
+FAILED_SCALE: Final = "FailedScale"
+FAILED_DELETE: Final = "FailedDelete"
+REPLICA_SET_COLLISION: Final = "ReplicaSetCollision"  # the name is taken by a ReplicaSet we do not own
+API_FAILURE_REASONS: Final = frozenset({FAILED_CREATE, FAILED_SCALE, FAILED_DELETE, REPLICA_SET_COLLISION})
+FOREIGN_PODS: Final = "ForeignPods"  # pods carry our labels but another controller owns them
 
 # Available
 MINIMUM_REPLICAS_AVAILABLE: Final = "MinimumReplicasAvailable"
@@ -46,3 +56,5 @@ EVENT_DRAINED: Final = "Drained"
 EVENT_FAILED: Final = "RolloutFailed"
 EVENT_ROLLED_BACK: Final = "RolledBack"
 EVENT_INVALID_SPEC: Final = "InvalidSpec"  # a stored spec the models refuse (admission was bypassed)
+EVENT_NOT_IN_SERVICE: Final = "NewPodsNotInService"  # Warning: Ready new pods the Service does not route to
+# A refused API call posts its ReplicaFailure reason (FailedCreate, ...) as a Warning event.

@@ -17,10 +17,15 @@ def can_roll_back(fleet: Fleet, spec: FastRolloutSpec) -> bool:
 
 
 def failed_actions(fleet: Fleet, spec: FastRolloutSpec) -> tuple[Action, ...]:
-    """Rolled back: the target's pods go at once (scale 0 + one collection delete), the stable one is
-    scaled back to replicas, and superseded revisions go too once the stable one carries the load.
-    The target's Ready pods go at once on purpose: in a capacity-limited cluster the stable pods can
-    only start once the failed ones free their room.
+    """Rolled back: the stable ReplicaSet is scaled back to replicas at once, and the target gives up
+    its pods only as the stable version takes the load: never fewer pods serving than before.
+
+    The target keeps `replicas - stable serving` of its pods, at most its Ready ones (scaling a
+    ReplicaSet down removes its not-Ready pods first, so crash-looping ones go at once and free room
+    for the stable pods in a capacity-limited cluster); once the stable version serves `replicas`
+    alone, the rest go with one collection delete, and so do superseded revisions.
+        replicas 20, surge 25%: stable shrank to 10 (10 serving), target 10 Ready at the deadline
+        -> stable scaled to 20, target kept at 10; stable 16 serving -> target 4; 20 -> target removed.
 
     Failed without rollback: no rollout step; only the stable ReplicaSet follows replicas."""
     stable = fleet.old_stable
@@ -28,7 +33,10 @@ def failed_actions(fleet: Fleet, spec: FastRolloutSpec) -> tuple[Action, ...]:
     if not can_roll_back(fleet, spec):
         return restore
     assert stable is not None  # can_roll_back checked it; narrows the type
-    superseded = [r for r in fleet.superseded if r.active]
-    leftovers = cutover.remove(superseded) if stable.pods.ready >= spec.replicas else ()
-    target = cutover.remove((fleet.target,))
-    return cutover.scales_first(target + restore + leftovers)
+    missing = max(0, spec.replicas - stable.pods.capacity)
+    if missing == 0:
+        superseded = [r for r in fleet.superseded if r.active]
+        return cutover.scales_first(cutover.remove((fleet.target,)) + restore + cutover.remove(superseded))
+    target = fleet.target
+    keep = min(target.size, target.pods.ready, missing)
+    return cutover.scales_first(target.scale(keep) + restore)

@@ -36,15 +36,16 @@ def roll(fleet: Fleet, spec: FastRolloutSpec, name: str) -> Step:
     stable = fleet.old_stable
     # Superseded in-flight revisions go at once when the stable one alone carries the full load;
     # otherwise they are old capacity like the stable one, cut over with it.
-    removed = fleet.superseded if stable is not None and stable.pods.ready >= replicas else ()
+    removed = fleet.superseded if stable is not None and stable.pods.capacity >= replicas else ()
     removed_revisions = {r.revision for r in removed}
     capacity = [r for r in fleet.others if r.active and r.revision not in removed_revisions]
-    sizes = _old_sizes(capacity, stable, replicas, surge, target.pods.ready)
+    sizes = _old_sizes(capacity, stable, replicas, surge, target.pods.capacity)
     occupied = sum(max(sizes[r.revision], r.pods.replicas) for r in capacity)
     size = target_size(replicas, surge, target.size, occupied)
     target_actions = _size_target(target, spec, name, size)
     threshold = ready_threshold(replicas, spec.strategy.min_ready_percent)
-    if cutover.ready_to_cut_over(target.pods.ready, threshold, size, replicas):
+    # Counted in service, not merely Ready: with a Service, cut over only to pods behind it.
+    if cutover.ready_to_cut_over(target.pods.capacity, threshold, size, replicas):
         return Step(target_actions, cutover.remove(fleet.others), cut_over=True)
     shrinks = tuple(action for r in capacity for action in r.scale(sizes[r.revision]))
     removals = cutover.remove(removed)
@@ -52,7 +53,11 @@ def roll(fleet: Fleet, spec: FastRolloutSpec, name: str) -> Step:
 
 
 def _old_sizes(
-    capacity: list[RevisionState], stable: RevisionState | None, replicas: int, surge: int, target_ready: int
+    capacity: list[RevisionState],
+    stable: RevisionState | None,
+    replicas: int,
+    surge: int,
+    target_serving: int,
 ) -> dict[str, int]:
     """Sizes of the old ReplicaSets for this wave.
 
@@ -61,6 +66,9 @@ def _old_sizes(
     A stable one at 0 stays at 0: nothing serves there, the new version starts directly.
         replicas 10, surge 3: old may total 3 for the target to reach 10, so 7 are in excess;
         Ready old pods must stay >= 10 - target Ready.
+    Capacity is counted in service (`RevisionPods.capacity`): a Ready pod the Service does not route to
+    carries no load, so it never pays for shrinking another one. Which pods a shrink removes is the
+    ReplicaSet controller's choice (not-Ready first), so every Ready pod cut is charged to the spare.
     """
 
     def start(r: RevisionState) -> int:
@@ -72,7 +80,8 @@ def _old_sizes(
     )
     shares = [OldShare(r.revision, start(r), min(r.pods.ready, start(r))) for r in ordered]
     excess = sum(s.size for s in shares) - surge
-    spare_ready = sum(s.ready for s in shares) - max(0, replicas - target_ready)
+    serving = sum(min(r.pods.capacity, start(r)) for r in ordered)
+    spare_ready = serving - max(0, replicas - target_serving)
     return shrink_old(shares, excess, max(0, spare_ready))
 
 

@@ -42,10 +42,16 @@ def build_status(
         (reasons.DRAINED, conditions.drained(traffic)),
     )
     same_target = before.revision == target.revision
+    foreign = sum(r.pods.foreign for r in everyone)
+    failure = conditions.replica_failure(foreign, before.conditions, now_text, rollout.generation)
     return FastRolloutStatus(
         observed_generation=rollout.generation,
         conditions=[
-            conditions.condition(t, v, before.conditions, now_text, rollout.generation) for t, v in verdicts
+            *(
+                conditions.condition(t, v, before.conditions, now_text, rollout.generation)
+                for t, v in verdicts
+            ),
+            *([failure] if failure is not None else []),
         ],
         phase=phase,
         replicas=sum(r.pods.replicas for r in everyone),

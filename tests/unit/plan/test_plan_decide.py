@@ -24,6 +24,7 @@ from fastrollout.plan.model import (
     RevisionPods,
     Rollout,
     ScaleReplicaSet,
+    ServiceView,
 )
 
 NOW = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
@@ -72,6 +73,8 @@ def pods(
     serving: int | None = None,
     draining: int = 0,
     crashing: int = 0,
+    in_service: int | None = None,
+    foreign: int = 0,
 ) -> RevisionPods:
     ready = replicas if ready is None else ready
     return RevisionPods(
@@ -82,6 +85,8 @@ def pods(
         serving=ready if serving is None else serving,
         draining=draining,
         crashing=crashing,
+        in_service=in_service,
+        foreign=foreign,
     )
 
 
@@ -469,8 +474,92 @@ CASES = [
         spec=spec(surge=3),
         status=IN_FLIGHT,
         observed=flat(fleet("s1", 4), fleet("T", 9, ready=6, crashing=1)),
-        actions=("scale T 0", "scale s1 10", "delete-pods T"),
+        # 4 stable + 6 new serve: the new Ready pods stay until the stable version serves 10 alone.
+        actions=("scale T 6", "scale s1 10"),
         expect={"phase": Phase.ROLLED_BACK},
+    ),
+    Case(
+        "rollback-keeps-new-ready-pods-while-stable-starts",
+        spec=spec(surge=3),
+        status={**IN_FLIGHT, "failed_revision": "T", "phase": Phase.ROLLED_BACK},
+        observed=flat(fleet("s1", 10, running=10, ready=7), fleet("T", 6, ready=6)),
+        actions=("scale T 3",),
+        expect={"phase": Phase.ROLLED_BACK},
+    ),
+    Case(
+        "rollback-removes-new-pods-once-stable-serves-all",
+        spec=spec(surge=3),
+        status={**IN_FLIGHT, "failed_revision": "T", "phase": Phase.ROLLED_BACK},
+        observed=flat(fleet("s1", 10), fleet("T", 3)),
+        actions=("scale T 0", "delete-pods T"),
+        expect={"phase": Phase.ROLLED_BACK},
+    ),
+    Case(
+        "rollback-counts-stable-pods-behind-the-service",
+        status={**IN_FLIGHT, "failed_revision": "T", "phase": Phase.ROLLED_BACK},
+        observed=flat(fleet("s1", 10, in_service=4), fleet("T", 10, ready=8, crashing=2)),
+        actions=("scale T 6",),
+        expect={"phase": Phase.ROLLED_BACK},
+    ),
+    Case(
+        "service-not-selecting-new-pods-holds-cutover",
+        status=IN_FLIGHT,
+        observed=(
+            *flat(fleet("s1", 10), fleet("T", 10, in_service=0)),
+            ServiceView("w", found=True, selector=(("app", "w-old"),)),
+        ),
+        actions=(),
+        expect={"phase": Phase.PROGRESSING, "stable_revision": "s1"},
+        conditions={"Progressing": "True/NewPodsNotInService", "TrafficStopped": "False/NotCutOver"},
+        events=("NewPodsNotInService",),
+    ),
+    Case(
+        "service-missing-holds-cutover",
+        status=IN_FLIGHT,
+        observed=(*flat(fleet("s1", 10), fleet("T", 10, in_service=0)), ServiceView("w", found=False)),
+        actions=(),
+        expect={"phase": Phase.PROGRESSING, "stable_revision": "s1"},
+        conditions={"Progressing": "True/NewPodsNotInService"},
+    ),
+    Case(
+        "service-lagging-endpoints-hold-cutover-without-blame",
+        status=IN_FLIGHT,
+        observed=(
+            *flat(fleet("s1", 10), fleet("T", 10, in_service=9)),
+            ServiceView("w", found=True, selector=(("app", "w"),)),
+        ),
+        actions=(),
+        conditions={"Progressing": "True/NewPodsNotInService"},
+    ),
+    Case(
+        "service-selecting-new-pods-cuts-over",
+        status=IN_FLIGHT,
+        observed=(
+            *flat(fleet("s1", 10), fleet("T", 10, in_service=10)),
+            ServiceView("w", found=True, selector=(("app", "w"),)),
+        ),
+        actions=("scale s1 0", "delete-pods s1"),
+        expect={"stable_revision": "T"},
+    ),
+    Case(
+        "deadline-while-not-behind-service-names-the-service",
+        status={**IN_FLIGHT, "rollout_started_at": LONG_AGO, "conditions": []},
+        observed=(
+            *flat(fleet("s1", 10), fleet("T", 10, in_service=0)),
+            ServiceView("w", found=True, selector=(("app", "w-old"),)),
+        ),
+        actions=("scale T 0", "delete-pods T"),
+        expect={"phase": Phase.ROLLED_BACK},
+        conditions={"Progressing": "False/ProgressDeadlineExceeded"},
+    ),
+    Case(
+        "foreign-pods-are-left-to-their-owner-at-cutover",
+        status=IN_FLIGHT,
+        observed=flat(fleet("s1", 10, foreign=2), fleet("T", 10)),
+        actions=("scale s1 0",),
+        expect={"stable_revision": "T"},
+        conditions={"ReplicaFailure": "True/ForeignPods"},
+        events=("CutOver", "ForeignPods"),
     ),
     Case(
         "failure-without-rollback-takes-no-step",
@@ -681,6 +770,7 @@ def run(case: Case) -> tuple[Plan, str]:
     observed = Observed(
         replica_sets=tuple(i for i in observed_items if isinstance(i, ReplicaSetView)),
         pods=tuple(i for i in observed_items if isinstance(i, RevisionPods)),
+        service=next((i for i in observed_items if isinstance(i, ServiceView)), None),
     )
     status = FastRolloutStatus(**{k: resolve(v, target, target) for k, v in case.status.items()})
     rollout = Rollout(name="w", namespace="ns", generation=3, spec=case.spec, status=status)
@@ -709,7 +799,7 @@ def test_decide(case: Case) -> None:
     if case.requeue is not SKIP:
         assert plan.requeue_after == case.requeue
     assert plan.status.observed_generation == 3
-    assert [c.type for c in plan.status.conditions] == [
+    assert [c.type for c in plan.status.conditions if c.type != "ReplicaFailure"] == [
         "Progressing",
         "Available",
         "TrafficStopped",
