@@ -1,8 +1,9 @@
-"""Carries a `Plan` out against the API: each action is one call, then events, then one status patch.
+"""Carries a `Plan` out against the API: the status patch first, then the events, then each action.
 
 Thin on purpose (STYLE.md 1): every decision was made by the planner; this module only spells the
-calls. Outcomes that mean "already done" (AlreadyExists on create, NotFound on delete/scale) count as
-success, so re-running a plan after a restart or a missed event is harmless.
+calls. Outcomes that mean "already done" (AlreadyExists on create of a ReplicaSet we own, NotFound on
+delete/scale) count as success, so re-running a plan after a restart or a missed event is harmless.
+A call the API refuses comes back as an `ApiFailure` for the handler to record (status + one event).
 
 The blocking `kubernetes` client runs in worker threads (`asyncio.to_thread`) so the event loop and
 kopf stay responsive while a 4,000-pod collection delete is in flight.
@@ -10,13 +11,16 @@ kopf stay responsive while a 4,000-pod collection delete is in flight.
 
 import asyncio
 import functools
+import json
 import logging
 import socket
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -31,6 +35,8 @@ from fastrollout.api import (
     VERSION,
     FastRolloutStatus,
 )
+from fastrollout.plan import reasons
+from fastrollout.plan.errors import ApiFailure
 from fastrollout.plan.model import (
     Action,
     CreateReplicaSet,
@@ -47,6 +53,14 @@ HTTP_NOT_FOUND, HTTP_CONFLICT = 404, 409
 REQUEST_SECONDS = 30.0
 # The API server deletes a collection in one request: 4,000 pods take 5-9 s (notes/watch-scale.md).
 DELETE_COLLECTION_SECONDS = 300.0
+# Collection deletes run on threads of their own. Everything else (GET, status patch, event, create,
+# scale) uses asyncio's default executor: min(32, cpus + 4) = 6 threads on 2 cores. Six FastRollouts
+# each in a 5-15 s DeleteCollection would hold all six, and every other FastRollout's pass would queue
+# behind them. Here slow deletes queue only behind each other. Four at once is plenty: concurrent
+# collection deletes share the same etcd write rate (two writes per pod), so more threads would not
+# finish them sooner.
+DELETE_COLLECTION_WORKERS = 4
+_collection_deletes = ThreadPoolExecutor(DELETE_COLLECTION_WORKERS, thread_name_prefix="delete-collection")
 EVENT_MESSAGE_LIMIT = 1024  # the API rejects longer event messages
 COMPONENT = "fastrollout"
 MERGE_PATCH = "application/merge-patch+json"
@@ -153,6 +167,38 @@ def _ignore(error: ApiException, *statuses: int) -> None:
         raise error
 
 
+def api_message(error: ApiException) -> str:
+    """The API's own message (the Status object's `message`), else the HTTP reason phrase."""
+    try:
+        body = json.loads(error.body or "")
+    except ValueError:
+        body = None
+    message = body.get("message") if isinstance(body, dict) else None
+    return str(message or error.reason or "refused")
+
+
+def failure_reason(action: Action) -> str:
+    match action:
+        case CreateReplicaSet():
+            return reasons.FAILED_CREATE
+        case ScaleReplicaSet():
+            return reasons.FAILED_SCALE
+        case DeletePods() | DeleteReplicaSet():
+            return reasons.FAILED_DELETE
+
+
+class CollisionError(Exception):
+    """A ReplicaSet with the name we derive exists, and this FastRollout does not control it."""
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What one `Applier.apply` did: whether it wrote the status, and the refused action, if any."""
+
+    written: bool
+    failure: ApiFailure | None = None
+
+
 class Applier:
     """Executes plans. One instance per operator; safe to use from concurrent reconciles.
 
@@ -188,18 +234,37 @@ class Applier:
         if not 200 <= response.status <= 299:
             raise ApiException.from_response(http_resp=response, body=None, data=None)
 
-    async def apply(self, target: Target, plan: Plan, current_status: Mapping[str, Any] | None) -> bool:
-        """Runs the actions in order, posts the events, writes the status if it changed.
+    async def apply(self, target: Target, plan: Plan, current_status: Mapping[str, Any] | None) -> Applied:
+        """Writes the status if it changed, posts the events, then runs the actions in order.
 
-        Returns whether the status was written. An action failing for another reason raises: the
-        caller retries the whole (re-planned) pass later, and the status stays as it was.
+        Status first (durability): the decision a pass makes, above all "cut over to T" (status
+        stableRevision), is stored before any action makes it true. A crash, or a status write that
+        fails (it raises: no action runs), can then never leave old pods deleted while the stored
+        status still names them stable, which would let a later failure "roll back" onto pods that
+        are all terminating. The first action the API refuses (or does not answer) ends the pass and
+        comes back as `Applied.failure`; the rest wait for the next, re-planned, pass.
         """
-        for action in plan.actions:
-            await asyncio.to_thread(self._act, target, action)
+        written = await self.write_status(target, current_status, plan.status)
         now = plan.now or datetime.now(UTC)
         for event in plan.events:
             await self.post_event(target, event, now)
-        return await self.write_status(target, current_status, plan.status)
+        loop = asyncio.get_running_loop()
+        for action in plan.actions:
+            executor = _collection_deletes if isinstance(action, DeletePods) else None  # None: the default
+            try:
+                await loop.run_in_executor(executor, self._act, target, action)
+            except ApiException as error:
+                failure = ApiFailure(
+                    _describe(action), failure_reason(action), error.status or 0, api_message(error)
+                )
+                return Applied(written, failure)
+            except CollisionError as error:
+                return Applied(
+                    written, ApiFailure(_describe(action), reasons.REPLICA_SET_COLLISION, 409, str(error))
+                )
+            except (urllib3.exceptions.HTTPError, OSError) as error:  # no answer: timeout, reset
+                return Applied(written, ApiFailure(_describe(action), failure_reason(action), 0, str(error)))
+        return Applied(written)
 
     def _act(self, target: Target, action: Action) -> None:
         logger.info("%s/%s: %s", target.namespace, target.name, _describe(action))
@@ -227,9 +292,37 @@ class Applier:
                     self._request("DELETE", f"{replica_sets}/{name}", DELETE_IN_BACKGROUND)
         except ApiException as error:
             if isinstance(action, CreateReplicaSet):
-                _ignore(error, HTTP_CONFLICT)  # AlreadyExists: made by an earlier pass
+                _ignore(error, HTTP_CONFLICT)
+                self._check_owned(target, replica_sets, action.name)
             else:
                 _ignore(error, HTTP_NOT_FOUND)  # already gone: the next snapshot will show it
+
+    def _check_owned(self, target: Target, replica_sets: str, name: str) -> None:
+        """After AlreadyExists: ours (made by an earlier pass the watch has not shown yet) is success;
+        anybody else's is a collision to report, never to retry in silence."""
+        found = self._get(f"{replica_sets}/{name}")
+        metadata = found.get("metadata") or {}
+        owners = metadata.get("ownerReferences") or []
+        controller = next((o for o in owners if isinstance(o, dict) and o.get("controller")), None)
+        if controller is not None and controller.get("uid") == target.uid:
+            return
+        holder = f"{controller.get('kind')} {controller.get('name')}" if controller else "no controller"
+        raise CollisionError(
+            f"ReplicaSet {name} already exists and is controlled by {holder}, not by FastRollout "
+            f"{target.name} (uid {target.uid}): delete or rename it; the operator will not adopt it"
+        )
+
+    def _get(self, path: str) -> dict[str, Any]:
+        """One GET, decoded. Blocking."""
+        params = self._api.param_serialize(
+            "GET", path, header_params={"Accept": "application/json"}, auth_settings=["BearerToken"]
+        )
+        response = self._api.call_api(*params, _request_timeout=REQUEST_SECONDS)
+        data = response.read()  # type: ignore[no-untyped-call]
+        if not 200 <= response.status <= 299:
+            raise ApiException.from_response(http_resp=response, body=None, data=None)
+        found: dict[str, Any] = json.loads(data)
+        return found
 
     async def post_event(self, target: Target, event: Event, now: datetime) -> None:
         """Posts one event; a failure is logged, never fatal (events are best effort in Kubernetes too)."""

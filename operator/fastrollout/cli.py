@@ -117,7 +117,10 @@ def parser() -> argparse.ArgumentParser:
         "--metrics-port", type=int, default=8080, help="Prometheus metrics port (default 8080)"
     )
     run_cmd.add_argument(
-        "--health-port", type=int, default=8081, help="liveness endpoint /healthz (default 8081)"
+        "--health-port",
+        type=int,
+        default=8081,
+        help="/healthz (liveness) and /readyz (readiness) (default 8081)",
     )
     run_cmd.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     run_cmd.set_defaults(func=run)

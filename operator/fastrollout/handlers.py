@@ -38,6 +38,7 @@ from pydantic import ValidationError
 
 from fastrollout.api import GROUP, PLURAL, VERSION, FastRolloutSpec, FastRolloutStatus
 from fastrollout.apply import HTTP_NOT_FOUND, REQUEST_SECONDS, Applier, Target
+from fastrollout.health import HealthServer
 from fastrollout.metrics import Metrics
 from fastrollout.observe import Observer
 from fastrollout.plan import decide, reasons
@@ -76,6 +77,7 @@ class Runtime:
     applier: Applier
     metrics: Metrics
     waker: "Waker"
+    health: HealthServer
     reconcilers: dict[Key, "Reconciler"] = field(default_factory=dict)
 
     def forget(self, key: Key) -> "Reconciler | None":
@@ -154,8 +156,10 @@ class Reconciler:
             if requeue is None or requeue > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=requeue)
-            while not self._runtime.observer.synced:
-                await asyncio.sleep(SYNC_POLL_SECONDS)  # never plan from a half-filled cache
+            # Never plan from a half-filled cache. Only this namespace's watches count: one that cannot
+            # be listed (a 403) holds back its own FastRollouts, never the others (/readyz reports it).
+            while not self._runtime.observer.synced_for(self.key[0]):
+                await asyncio.sleep(SYNC_POLL_SECONDS)
             # Let the rest of a burst arrive, and keep passes at least MIN_INTERVAL apart.
             await asyncio.sleep(max(COALESCE_SECONDS, last_start + MIN_INTERVAL - time.monotonic()))
             self._wake.clear()
@@ -298,17 +302,14 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     runtime.waker.attach(asyncio.get_running_loop())
     runtime.observer.start()
     runtime.metrics.serve(runtime.options.metrics_port)
+    await runtime.health.start()
     logger.info(
-        "started %d child watches in %s; metrics on :%d",
+        "started %d child watches in %s; metrics on :%d; /healthz and /readyz on :%d",
         runtime.observer.watch_count,
         ", ".join(runtime.options.namespaces) or "all namespaces",
         runtime.options.metrics_port,
+        runtime.options.health_port,
     )
-
-
-@kopf.on.probe(id="children_synced")
-def children_synced(memo: Any, **_: Any) -> bool:
-    return _runtime(memo).observer.synced
 
 
 @kopf.on.cleanup()
@@ -317,6 +318,7 @@ async def cleanup(memo: Any, **_: Any) -> None:
     for reconciler in list(runtime.reconcilers.values()):
         await reconciler.stop()
     runtime.reconcilers.clear()
+    await runtime.health.stop()
     await asyncio.to_thread(runtime.observer.stop)
 
 
@@ -360,13 +362,17 @@ def make_runtime(options: Options) -> Runtime:
             reconciler.wake()
 
     waker = Waker(deliver)
+    observer = Observer(api, options.namespaces or None, waker)
+    metrics = Metrics()
+    metrics.watch(observer.health)
     return Runtime(
         options=options,
         api=api,
-        observer=Observer(api, options.namespaces or None, waker),
+        observer=observer,
         applier=Applier(api),
-        metrics=Metrics(),
+        metrics=metrics,
         waker=waker,
+        health=HealthServer(options.health_port, observer.health, lambda: observer.threads_alive),
         reconcilers=reconcilers,
     )
 
@@ -375,12 +381,13 @@ def run(options: Options) -> None:
     """Runs the operator until SIGINT/SIGTERM."""
     runtime = make_runtime(options)
     namespaces: Sequence[str] = options.namespaces
+    # No kopf liveness_endpoint: health.py serves /healthz (the process) and /readyz (the watches)
+    # on the health port, so a namespace that cannot be listed fails readiness, not liveness.
     asyncio.run(
         kopf.operator(
             standalone=True,
             clusterwide=not namespaces,
             namespaces=namespaces,
-            liveness_endpoint=f"http://0.0.0.0:{options.health_port}/healthz",
             memo=kopf.Memo(runtime=runtime),
         )
     )

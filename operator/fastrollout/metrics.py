@@ -6,6 +6,11 @@
     fastrollout_rollout_drained_duration_seconds                  histogram: rollout start -> Drained
     fastrollout_rollouts_total{result}                            counter; result: complete | failed | rolled_back
     fastrollout_reconcile_duration_seconds                        histogram: one snapshot-plan-apply pass
+    fastrollout_reconcile_errors_total{reason}                    counter: refused actions and failed passes
+    fastrollout_watch_synced{kind,scope}                          gauge: 1 while a child watch's cache is in
+                                                                  and current; 0 never listed, or failing
+    fastrollout_watch_errors_total{kind,scope,reason}             counter: failed list/watch calls
+                                                                  (scope: the namespace, or * for all)
 
 Everything is derived from the status the operator writes (old vs new), so a restarted operator
 neither double-counts a finished rollout nor misses one it finishes. Series of a deleted FastRollout,
@@ -13,11 +18,13 @@ or of a version that no longer has pods, are removed.
 """
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from fastrollout.api import FastRolloutStatus, Phase
 
@@ -85,6 +92,44 @@ def version_series(status: FastRolloutStatus) -> Iterator[tuple[str, str]]:
         yield status.stable_version, "stable"
 
 
+class WatchState(Protocol):
+    """One child watch as the metrics see it (observe.WatchHealth has this shape)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def scope(self) -> str: ...
+    @property
+    def current(self) -> bool: ...
+    @property
+    def errors(self) -> Mapping[str, int]: ...
+
+
+class WatchCollector:
+    """Reads the watches' own counts at scrape time: the watch threads never touch prometheus_client."""
+
+    def __init__(self, watches: Callable[[], Iterable[WatchState]]) -> None:
+        self._watches = watches
+
+    def collect(self) -> Iterator[Metric]:
+        synced = GaugeMetricFamily(
+            "fastrollout_watch_synced",
+            "1 while a child watch's cache is listed and current; 0 if never listed or its calls keep failing.",
+            labels=["kind", "scope"],
+        )
+        errors = CounterMetricFamily(
+            "fastrollout_watch_errors",
+            "Failed list/watch calls of a child watch, by reason (e.g. Forbidden).",
+            labels=["kind", "scope", "reason"],
+        )
+        for watch in self._watches():
+            synced.add_metric([watch.kind, watch.scope], 1.0 if watch.current else 0.0)
+            for reason, count in sorted(watch.errors.items()):
+                errors.add_metric([watch.kind, watch.scope, reason], count)
+        yield synced
+        yield errors
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -127,6 +172,13 @@ class Metrics:
             buckets=RECONCILE_BUCKETS,
             registry=self.registry,
         )
+        self.reconcile_errors = Counter(
+            "fastrollout_reconcile_errors",
+            "Passes that failed: an action the API refused, by ReplicaFailure reason (FailedCreate, "
+            "FailedScale, FailedDelete, ReplicaSetCollision), or Error for a pass that raised.",
+            ["reason"],
+            registry=self.registry,
+        )
         for result in RESULTS.values():
             self.rollouts.labels(result)  # export zeros, so rate() works from the first rollout
         self._pod_labels: dict[tuple[str, str], set[Labels]] = {}
@@ -134,6 +186,10 @@ class Metrics:
 
     def serve(self, port: int) -> None:
         start_http_server(port, registry=self.registry)
+
+    def watch(self, watches: Callable[[], Iterable[WatchState]]) -> None:
+        """Exports the child watches' health (`Observer.health`) as fastrollout_watch_* series."""
+        self.registry.register(WatchCollector(watches))
 
     def record(self, namespace: str, name: str, old: FastRolloutStatus, new: FastRolloutStatus) -> None:
         """Updates the gauges to `new`; counts what finished between `old` and `new`."""

@@ -283,8 +283,10 @@ def test_operator_pod_is_locked_down_and_budgeted() -> None:
     assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
     assert pod["volumes"][0]["name"] == "tmp"
     assert "emptyDir" in pod["volumes"][0]
-    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+    # Liveness is the process; readiness the watches (a namespace's 403 must not restart the operator).
+    for probe in ("startupProbe", "livenessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"metrics": 8080, "health": 8081}
     assert container["command"] == ["fastrollout", "run"]

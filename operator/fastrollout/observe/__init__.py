@@ -5,7 +5,9 @@ shared by every FastRollout, and answers `snapshot(namespace, name, spec)` from 
 
     observer = Observer(api_client, namespaces=None, wake=on_change)   # None: all namespaces
     observer.start()
-    observer.synced          # True once every initial list is in: never plan from a half-filled cache
+    observer.synced_for("workers")  # True once every list covering that namespace is in: never plan
+                                    # from a half-filled cache; other namespaces do not wait for it
+    observer.health()        # each watch's WatchHealth: for the readiness endpoint and the metrics
     observer.snapshot("workers", "bank-workers", spec)  # -> plan.model.Observed
 """
 
@@ -23,10 +25,10 @@ from fastrollout.observe.records import (
     parse_replica_set,
 )
 from fastrollout.observe.traffic import TrafficJudge
-from fastrollout.observe.watch import Kind, ListWatch
+from fastrollout.observe.watch import Kind, ListWatch, WatchHealth
 from fastrollout.plan.model import Observed
 
-__all__ = ["ChildCache", "Observer", "TrafficJudge"]
+__all__ = ["ChildCache", "Observer", "TrafficJudge", "WatchHealth"]
 
 
 class Observer:
@@ -73,7 +75,25 @@ class Observer:
 
     @property
     def synced(self) -> bool:
+        """Every watch's first list is in (all scopes)."""
         return all(watch.synced.is_set() for watch in self._watches)
+
+    def synced_for(self, namespace: str) -> bool:
+        """Every watch covering `namespace` (its own, or a cluster-wide one) has its first list in.
+
+        Per scope, so a namespace the operator cannot list (a 403 after its Role was removed) holds
+        back only its own FastRollouts. No covering watch at all: False, not an empty cache.
+        """
+        covering = [watch for watch in self._watches if watch.namespace in (None, namespace)]
+        return bool(covering) and all(watch.synced.is_set() for watch in covering)
+
+    def health(self) -> list[WatchHealth]:
+        return [watch.health() for watch in self._watches]
+
+    @property
+    def threads_alive(self) -> bool:
+        """Every watch thread runs (a watch thread ends only when stopped: anything else is a bug)."""
+        return all(watch.alive for watch in self._watches)
 
     def snapshot(self, namespace: str, name: str, spec: FastRolloutSpec) -> Observed:
         return self.cache.snapshot(namespace, name, spec)
