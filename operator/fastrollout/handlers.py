@@ -41,8 +41,9 @@ from fastrollout.apply import HTTP_NOT_FOUND, REQUEST_SECONDS, Applier, Target
 from fastrollout.health import HealthServer
 from fastrollout.metrics import Metrics
 from fastrollout.observe import Observer
-from fastrollout.plan import decide, reasons
-from fastrollout.plan.model import Event, Rollout
+from fastrollout.plan import decide, errors, reasons
+from fastrollout.plan.errors import ApiFailure
+from fastrollout.plan.model import Event, Plan, Rollout
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +137,7 @@ class Reconciler:
         self.key = key
         self._wake = asyncio.Event()
         self._first_wake: float | None = None
+        self._refusals = 0  # passes in a row with a refused action: their retry backs off
         self._task = asyncio.create_task(self._loop(), name=f"reconcile-{key[0]}/{key[1]}")
 
     def wake(self) -> None:
@@ -222,10 +224,12 @@ class Reconciler:
             await self._invalid(target, current, status, generation, validation_message(error))
             return None
         now = datetime.now(UTC)
-        observed = runtime.observer.snapshot(namespace, name, spec)
+        observed = runtime.observer.snapshot(namespace, name, spec, target.uid)
         rollout = Rollout(name=name, namespace=namespace, generation=generation, spec=spec, status=status)
         plan = decide(rollout, observed, now)
-        written = await runtime.applier.apply(target, plan, current)
+        applied = await runtime.applier.apply(target, plan, current)
+        recorded = await self._record(target, plan, applied.failure, now)
+        written = applied.written or recorded
         finished = time.monotonic()
         runtime.metrics.reconcile.observe(finished - started)
         runtime.metrics.record(namespace, name, status, plan.status)
@@ -241,7 +245,25 @@ class Reconciler:
                 finished - started,
                 latency,
             )
+        if applied.failure is not None:
+            runtime.metrics.reconcile_errors.labels(applied.failure.reason).inc()
+            self._refusals += 1
+            retry = float(min(ERROR_BACKOFF[0] * 2 ** min(self._refusals - 1, 8), ERROR_BACKOFF[1]))
+            return retry if plan.requeue_after is None else min(retry, plan.requeue_after)
+        self._refusals = 0
         return plan.requeue_after
+
+    async def _record(self, target: Target, plan: Plan, failure: ApiFailure | None, now: datetime) -> bool:
+        """After the actions: a refused one becomes the ReplicaFailure condition and (when new) one
+        Warning event; a clean pass clears a recorded refusal. Returns whether the status was written."""
+        final, event = errors.after_actions(plan.status, failure, now)
+        if event is not None:
+            await self._runtime.applier.post_event(target, event, now)
+        if failure is not None:
+            logger.warning("%s/%s: %s", target.namespace, target.name, failure.text)
+        if final == plan.status:
+            return False
+        return await self._runtime.applier.write_status(target, plan.status.to_wire(), final)
 
     async def _invalid(
         self,
@@ -350,7 +372,7 @@ async def fastrollout_event(
 
 def make_runtime(options: Options) -> Runtime:
     # Each child watch holds a connection for its lifetime; apply's worker threads need theirs too.
-    watches = 3 * max(len(options.namespaces), 1)
+    watches = 4 * max(len(options.namespaces), 1)  # pods, ReplicaSets, EndpointSlices, Services
     configuration = options.configuration
     configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize, watches + 8)
     api = client.ApiClient(configuration)

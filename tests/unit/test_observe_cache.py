@@ -12,6 +12,7 @@ from fastrollout.observe.cache import ChildCache
 from fastrollout.observe.records import (
     EndpointSliceRecord,
     EndpointState,
+    Owner,
     PodRecord,
     ReplicaSetRecord,
     parse_endpoint_slice,
@@ -33,12 +34,50 @@ def spec(service: str | None = None) -> FastRolloutSpec:
     return FastRolloutSpec.model_validate({"template": TEMPLATE, "serviceName": service})
 
 
+RECORDED_UID = "aa11"  # the FastRollout uid in test_observe_data/replicaset.json
+
+
+def fr_uid(fleet: str) -> str:
+    return f"uid-fr-{fleet}"
+
+
 def pod(
-    name: str, revision: str = "new", *, ready: bool = True, terminating: bool = False, fleet: str = "web"
+    name: str,
+    revision: str = "new",
+    *,
+    ready: bool = True,
+    terminating: bool = False,
+    fleet: str = "web",
+    owner: Owner | None = None,
 ) -> PodRecord:
+    """A pod of `fleet`'s ReplicaSet of `revision` (see `replica_set`), unless `owner` says otherwise."""
     version = {"new": "v2", "old": "v1"}.get(revision, revision)
+    owner = owner or Owner("ReplicaSet", f"{fleet}-{revision}", f"uid-rs-{fleet}-{revision}")
     return PodRecord(
-        "io-dev", fleet, name, revision, version, terminating=terminating, ready=ready, crashing=False
+        "io-dev",
+        fleet,
+        name,
+        revision,
+        version,
+        terminating=terminating,
+        ready=ready,
+        crashing=False,
+        owner=owner,
+    )
+
+
+def replica_set(revision: str = "new", replicas: int = 1, *, fleet: str = "web") -> ReplicaSetRecord:
+    """`fleet`'s ReplicaSet of `revision`, controlled by the FastRollout `fleet` (uid fr_uid(fleet))."""
+    version = {"new": "v2", "old": "v1"}.get(revision, revision)
+    return ReplicaSetRecord(
+        "io-dev",
+        fleet,
+        f"{fleet}-{revision}",
+        revision,
+        version,
+        replicas,
+        uid=f"uid-rs-{fleet}-{revision}",
+        owner=Owner("FastRollout", fleet, fr_uid(fleet)),
     )
 
 
@@ -76,12 +115,12 @@ def test_counts_recorded_objects_per_revision(cache: ChildCache) -> None:
     assert replica_set is not None
     cache.replica_sets.upsert(replica_set)
 
-    observed = cache.snapshot("io-dev", "web", spec())
+    observed = cache.snapshot("io-dev", "web", spec(), RECORDED_UID)
 
     assert observed.replica_sets == (ReplicaSetView("web-7c9d5f6b8", "7c9d5f6b8", "v2", 200),)
     assert observed.pods == (
-        RevisionPods("5f2a1c4d9", "v1", replicas=0, ready=0, serving=0, draining=1, crashing=0),
-        RevisionPods("7c9d5f6b8", "v2", replicas=4, ready=1, serving=1, draining=0, crashing=2),
+        RevisionPods("5f2a1c4d9", "v1", replicas=0, ready=0, serving=0, draining=1, crashing=0, in_service=0),
+        RevisionPods("7c9d5f6b8", "v2", replicas=4, ready=1, serving=1, draining=0, crashing=2, in_service=1),
     )
 
 
@@ -93,19 +132,57 @@ def test_snapshot_with_service_uses_endpoint_slices(cache: ChildCache) -> None:
     endpoint_slice = parse_endpoint_slice(load("endpointslice"))
     assert endpoint_slice is not None
     cache.slices.upsert(endpoint_slice)
+    replica_set_record = parse_replica_set(load("replicaset"))
+    assert replica_set_record is not None
+    cache.replica_sets.upsert(replica_set_record)
 
-    observed = cache.snapshot("io-dev", "web", spec("web"))
+    observed = cache.snapshot("io-dev", "web", spec("web"), RECORDED_UID)
 
     # The terminating pod's endpoint is serving but not ready, and a ready endpoint exists: no traffic.
     assert observed.pods_of("5f2a1c4d9").serving == 0
-    assert observed.pods_of("7c9d5f6b8").serving == 1
+    assert observed.pods_of("7c9d5f6b8").in_service == 1
 
 
 def test_snapshot_is_scoped_to_one_fastrollout(cache: ChildCache) -> None:
+    cache.replica_sets.upsert(replica_set())
+    cache.replica_sets.upsert(replica_set(fleet="other"))
     cache.pods.upsert(pod("a"))
     cache.pods.upsert(pod("b", fleet="other"))
-    assert cache.snapshot("io-dev", "web", spec()).pods == (RevisionPods("new", "v2", 1, 1, 1, 0, 0),)
-    assert cache.snapshot("elsewhere", "web", spec()).pods == ()
+    assert cache.snapshot("io-dev", "web", spec(), fr_uid("web")).pods == (
+        RevisionPods("new", "v2", 1, 1, 1, 0, 0, in_service=1),
+    )
+    assert cache.snapshot("elsewhere", "web", spec(), fr_uid("web")).pods == ()
+
+
+def test_only_children_the_fastrollout_controls_count(cache: ChildCache) -> None:
+    """Labels prove nothing: a ReplicaSet or pod with our labels and another controller is not ours.
+    A pod of our ReplicaSet that the ReplicaSet watch has not shown yet is left out, not foreign."""
+    cache.replica_sets.upsert(replica_set())
+    impostor = replica_set("old", 5)
+    cache.replica_sets.upsert(
+        ReplicaSetRecord(**{**_fields(impostor), "owner": Owner("Deployment", "someone", "uid-x")})
+    )
+    cache.pods.upsert(pod("ours"))
+    cache.pods.upsert(pod("theirs", "old"))  # controlled by the impostor ReplicaSet
+    cache.pods.upsert(pod("batch", "new", owner=Owner("Job", "batch", "uid-job")))
+    cache.pods.upsert(pod("early", "newer"))  # its ReplicaSet web-newer is not in the cache yet
+    cache.pods.upsert(pod("naked", "new", owner=Owner("", "", "")))
+
+    observed = cache.snapshot("io-dev", "web", spec(), fr_uid("web"))
+
+    assert [r.name for r in observed.replica_sets] == ["web-new"]
+    assert observed.pods == (
+        RevisionPods("new", "v2", 1, 1, 1, 0, 0, in_service=1, foreign=2),
+        RevisionPods("old", "", foreign=1),
+    )
+    assert cache.snapshot("io-dev", "web", spec(), "another-uid").pods == (
+        RevisionPods("new", "", foreign=3),
+        RevisionPods("old", "", foreign=1),
+    )
+
+
+def _fields(record: ReplicaSetRecord) -> dict[str, Any]:
+    return {name: getattr(record, name) for name in record.__slots__}
 
 
 def test_pod_change_wakes_its_fastrollout_once(cache: ChildCache, wakes: Wakes) -> None:
@@ -126,7 +203,7 @@ def test_relabelled_pod_moves_and_wakes_both(cache: ChildCache, wakes: Wakes) ->
     wakes.take()
     cache.pods.upsert(pod("a", fleet="two"))
     assert wakes.take() == {("io-dev", "one"), ("io-dev", "two")}
-    assert cache.snapshot("io-dev", "one", spec()).pods == ()
+    assert cache.snapshot("io-dev", "one", spec(), fr_uid("one")).pods == ()
 
 
 def test_relist_replaces_scope_and_wakes_changed(cache: ChildCache, wakes: Wakes) -> None:
@@ -135,13 +212,14 @@ def test_relist_replaces_scope_and_wakes_changed(cache: ChildCache, wakes: Wakes
     wakes.take()
     cache.pods.replace(None, [pod("stays", fleet="two"), pod("new", fleet="three")])
     assert wakes.take() == {("io-dev", "one"), ("io-dev", "three")}
-    assert cache.snapshot("io-dev", "one", spec()).pods == ()
+    assert cache.snapshot("io-dev", "one", spec(), fr_uid("one")).pods == ()
 
 
 def test_namespaced_relist_keeps_other_namespaces(cache: ChildCache) -> None:
+    cache.replica_sets.upsert(replica_set())
     cache.pods.upsert(pod("a"))
     cache.pods.replace("another-namespace", [])
-    assert cache.snapshot("io-dev", "web", spec()).pods_of("new").replicas == 1
+    assert cache.snapshot("io-dev", "web", spec(), fr_uid("web")).pods_of("new").replicas == 1
 
 
 def slice_of(service: str, *endpoints: tuple[str, EndpointState], name: str = "s1") -> EndpointSliceRecord:
@@ -166,38 +244,39 @@ def test_slice_change_wakes_fastrollouts_naming_the_service(cache: ChildCache, w
 
 
 def test_snapshot_tracks_the_service(cache: ChildCache, wakes: Wakes) -> None:
-    cache.snapshot("io-dev", "web", spec("web-svc"))
+    cache.snapshot("io-dev", "web", spec("web-svc"), fr_uid("web"))
     cache.slices.upsert(slice_of("web-svc", ("a", READY)))
     assert wakes.take() == {("io-dev", "web")}
-    cache.snapshot("io-dev", "web", spec(None))  # serviceName removed
+    cache.snapshot("io-dev", "web", spec(None), fr_uid("web"))  # serviceName removed
     cache.slices.upsert(slice_of("web-svc", ("a", DRAINING)))
     assert wakes.take() == set()
 
 
 def test_pod_in_two_slices_is_ready_if_either_is(cache: ChildCache) -> None:
+    cache.replica_sets.upsert(replica_set(replicas=2))
     cache.pods.upsert(pod("a"))
     cache.pods.upsert(pod("b"))
     cache.slices.upsert(slice_of("svc", ("a", READY), ("b", DRAINING), name="ipv4"))
     cache.slices.upsert(slice_of("svc", ("a", DRAINING), ("b", DRAINING), name="ipv6"))
-    assert cache.snapshot("io-dev", "web", spec("svc")).pods_of("new").serving == 1
+    assert cache.snapshot("io-dev", "web", spec("svc"), fr_uid("web")).pods_of("new").serving == 1
 
 
 def test_ready_endpoint_outliving_its_pod_counts_for_the_replica_set_that_named_it(cache: ChildCache) -> None:
     """publishNotReadyAddresses: the old pod `web-old-x1y2z` is deleted while its endpoint is still
     ready. kube-proxy still routes to it, so its revision still serves; another workload's endpoint
     behind the same Service (`batch-q7r8s`) is not counted."""
-    cache.replica_sets.upsert(ReplicaSetRecord("io-dev", "web", "web-old", "old", "v1", 0))
-    cache.replica_sets.upsert(ReplicaSetRecord("io-dev", "web", "web-new", "new", "v2", 1))
+    cache.replica_sets.upsert(replica_set("old", 0))
+    cache.replica_sets.upsert(replica_set("new", 1))
     cache.pods.upsert(pod("web-new-a1b2c"))
     cache.slices.upsert(
         slice_of("svc", ("web-new-a1b2c", READY), ("web-old-x1y2z", READY), ("batch-q7r8s", READY))
     )
 
-    observed = cache.snapshot("io-dev", "web", spec("svc"))
+    observed = cache.snapshot("io-dev", "web", spec("svc"), fr_uid("web"))
 
     assert observed.pods == (
-        RevisionPods("new", "v2", replicas=1, ready=1, serving=1),
-        RevisionPods("old", "v1", replicas=0, ready=0, serving=1),
+        RevisionPods("new", "v2", replicas=1, ready=1, serving=1, in_service=1),
+        RevisionPods("old", "v1", replicas=0, ready=0, serving=1, in_service=0),
     )
 
 
@@ -222,9 +301,9 @@ def test_recorded_mid_drain_snapshot() -> None:
         ReplicaSetView("web-e2faf648ac", "e2faf648ac", "v3", 0),
     )
     for service in ("web", None):
-        observed = cache.snapshot("io-dev", "web", spec(service))
+        observed = cache.snapshot("io-dev", "web", spec(service), "ca78ac7a-ff1c-453f-b26a-9983f6dab809")
         assert observed.replica_sets == expected_rs
         assert observed.pods == (
-            RevisionPods("78c8f16651", "v5", replicas=5, ready=5, serving=5, draining=0, crashing=0),
-            RevisionPods("e2faf648ac", "v3", replicas=0, ready=0, serving=0, draining=5, crashing=0),
+            RevisionPods("78c8f16651", "v5", replicas=5, ready=5, serving=5, in_service=5),
+            RevisionPods("e2faf648ac", "v3", replicas=0, ready=0, serving=0, draining=5, in_service=0),
         )

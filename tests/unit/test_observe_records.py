@@ -9,10 +9,13 @@ import pytest
 
 from fastrollout.observe.records import (
     EndpointState,
+    Owner,
     PodRecord,
+    ServiceRecord,
     parse_endpoint_slice,
     parse_pod,
     parse_replica_set,
+    parse_service,
 )
 
 DATA = Path(__file__).parent / "test_observe_data"
@@ -50,6 +53,7 @@ def test_pod_keeps_identity_and_labels() -> None:
         terminating=False,
         ready=True,
         crashing=False,
+        owner=Owner(kind="ReplicaSet", name="web-7c9d5f6b8", uid="6d1c"),
     )
 
 
@@ -138,3 +142,19 @@ def test_endpoint_slice_without_endpoints() -> None:
     record = parse_endpoint_slice(endpoint_slice)
     assert record is not None
     assert record.endpoints == ()
+
+
+def test_replica_set_and_service_records() -> None:
+    replica_set = parse_replica_set(load("replicaset"))
+    assert replica_set is not None
+    assert (replica_set.uid, replica_set.owner) == ("6d1c", Owner("FastRollout", "web", "aa11"))
+    service = parse_service(
+        {
+            "metadata": {"namespace": "io-dev", "name": "web"},
+            "spec": {"selector": {"tier": "b", "app": "web"}},
+        }
+    )
+    assert service == ServiceRecord("io-dev", "web", (("app", "web"), ("tier", "b")))
+    bare = parse_service({"metadata": {"namespace": "io-dev", "name": "headless"}, "spec": {}})
+    assert bare is not None
+    assert bare.selector == ()

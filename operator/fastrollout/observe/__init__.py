@@ -23,6 +23,7 @@ from fastrollout.observe.records import (
     parse_endpoint_slice,
     parse_pod,
     parse_replica_set,
+    parse_service,
 )
 from fastrollout.observe.traffic import TrafficJudge
 from fastrollout.observe.watch import Kind, ListWatch, WatchHealth
@@ -52,12 +53,18 @@ class Observer:
             SERVICE_NAME_LABEL,
             parse_endpoint_slice,
         )
+        # Services, for what spec.serviceName selects on (the traffic gate names it when the new pods
+        # are not behind it). Few and small: all of them, no selector.
+        services = Kind(
+            "services", core.list_service_for_all_namespaces, core.list_namespaced_service, "", parse_service
+        )
         scopes: Sequence[str | None] = list(namespaces) if namespaces else [None]
         self._watches: list[ListWatch[Any]] = []
         for scope in scopes:
             self._watches.append(ListWatch(replica_sets, scope, self.cache.replica_sets))
             self._watches.append(ListWatch(pods, scope, self.cache.pods))
             self._watches.append(ListWatch(slices, scope, self.cache.slices))
+            self._watches.append(ListWatch(services, scope, self.cache.services))
 
     @property
     def watch_count(self) -> int:
@@ -95,8 +102,8 @@ class Observer:
         """Every watch thread runs (a watch thread ends only when stopped: anything else is a bug)."""
         return all(watch.alive for watch in self._watches)
 
-    def snapshot(self, namespace: str, name: str, spec: FastRolloutSpec) -> Observed:
-        return self.cache.snapshot(namespace, name, spec)
+    def snapshot(self, namespace: str, name: str, spec: FastRolloutSpec, uid: str) -> Observed:
+        return self.cache.snapshot(namespace, name, spec, uid)
 
     def track(self, namespace: str, name: str, service: str | None) -> None:
         self.cache.track(namespace, name, service)

@@ -18,12 +18,18 @@ from collections.abc import Callable, Iterable
 from typing import Generic, Protocol, TypeVar
 
 from fastrollout.api import FastRolloutSpec
-from fastrollout.observe.records import EndpointSliceRecord, EndpointState, PodRecord, ReplicaSetRecord
+from fastrollout.observe.records import (
+    EndpointSliceRecord,
+    EndpointState,
+    PodRecord,
+    ReplicaSetRecord,
+    ServiceRecord,
+)
 from fastrollout.observe.snapshot import build_observed
 from fastrollout.observe.traffic import TrafficJudge
 from fastrollout.observe.traffic_endpoints import EndpointSliceJudge
 from fastrollout.observe.traffic_pods import PodStateJudge
-from fastrollout.plan.model import Observed
+from fastrollout.plan.model import Observed, ServiceView
 
 Key = tuple[str, str]  # (namespace, FastRollout name)
 WakeFn = Callable[[str, str], None]
@@ -123,8 +129,8 @@ class ReplicaSetIndex(_Index[ReplicaSetRecord]):
         return (record.namespace, record.fastrollout)
 
 
-class SliceIndex(_Index[EndpointSliceRecord]):
-    """Grouped by (namespace, service); wakes the FastRollouts that name the service."""
+class _ByServiceIndex(_Index[R]):
+    """Grouped by (namespace, service name); a change wakes the FastRollouts that name the Service."""
 
     def __init__(
         self, lock: threading.Lock, wake: Callable[[Iterable[Key]], None], users: dict[Key, set[str]]
@@ -132,15 +138,17 @@ class SliceIndex(_Index[EndpointSliceRecord]):
         super().__init__(lock, wake)
         self._users = users
 
-    def _group(self, record: EndpointSliceRecord) -> Key:
-        return (record.namespace, record.service)
-
     def _keys_to_wake(self, groups: Iterable[Key]) -> set[Key]:
         return {
             (namespace, user)
             for namespace, service in groups
             for user in self._users.get((namespace, service), ())
         }
+
+
+class SliceIndex(_ByServiceIndex[EndpointSliceRecord]):
+    def _group(self, record: EndpointSliceRecord) -> Key:
+        return (record.namespace, record.service)
 
     def endpoints(self, namespace: str, service: str) -> dict[str, EndpointState]:
         """Every endpoint of the Service by pod name. A pod in several slices (dual-stack: one per
@@ -154,8 +162,21 @@ class SliceIndex(_Index[EndpointSliceRecord]):
         return merged
 
 
+class ServiceIndex(_ByServiceIndex[ServiceRecord]):
+    """Services themselves: what `spec.serviceName` selects on, for the traffic gate's message."""
+
+    def _group(self, record: ServiceRecord) -> Key:
+        return (record.namespace, record.name)
+
+    def view(self, namespace: str, name: str) -> ServiceView:
+        found = self.groups.get((namespace, name), {}).get(name)
+        if found is None:
+            return ServiceView(name=name, found=False)
+        return ServiceView(name=name, found=True, selector=found.selector)
+
+
 class ChildCache:
-    """The three indexes, the Service users, and `snapshot()`."""
+    """The four indexes, the Service users, and `snapshot()`."""
 
     def __init__(self, wake: WakeFn) -> None:
         self._lock = threading.Lock()
@@ -165,6 +186,7 @@ class ChildCache:
         self.pods = PodIndex(self._lock, self._wake)
         self.replica_sets = ReplicaSetIndex(self._lock, self._wake)
         self.slices = SliceIndex(self._lock, self._wake, self._users)
+        self.services = ServiceIndex(self._lock, self._wake, self._users)
 
     def _wake(self, keys: Iterable[Key]) -> None:
         for namespace, name in keys:
@@ -200,12 +222,13 @@ class ChildCache:
             endpoints = self.slices.endpoints(namespace, spec.service_name)
         return EndpointSliceJudge(endpoints)
 
-    def snapshot(self, namespace: str, name: str, spec: FastRolloutSpec) -> Observed:
-        """What the cache shows for one FastRollout now. O(its pods + its Service's endpoints)."""
+    def snapshot(self, namespace: str, name: str, spec: FastRolloutSpec, uid: str) -> Observed:
+        """What the cache shows for the FastRollout `uid` now. O(its pods + its Service's endpoints)."""
         self.track(namespace, name, spec.service_name)
         judge = self.judge(namespace, spec)
         key = (namespace, name)
         with self._lock:
             pods = list(self.pods.groups.get(key, {}).values())
             replica_sets = list(self.replica_sets.groups.get(key, {}).values())
-        return build_observed(pods, replica_sets, judge)
+            service = None if spec.service_name is None else self.services.view(namespace, spec.service_name)
+        return build_observed(pods, replica_sets, judge, uid, service)

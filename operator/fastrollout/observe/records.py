@@ -49,6 +49,16 @@ class PodRecord:
     terminating: bool  # metadata.deletionTimestamp is set
     ready: bool  # condition Ready=True
     crashing: bool  # a container is stuck (see _container_stuck)
+    owner: "Owner | None" = None  # the controller ownerReference, if any
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """A controller ownerReference: who may act on the object."""
+
+    kind: str
+    name: str
+    uid: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +69,15 @@ class ReplicaSetRecord:
     revision: str
     version: str
     replicas: int  # spec.replicas
+    uid: str = ""
+    owner: Owner | None = None  # the controller ownerReference: the FastRollout, if it is ours
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceRecord:
+    namespace: str
+    name: str
+    selector: tuple[tuple[str, str], ...]  # spec.selector, sorted by key; () selects no pod
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +119,16 @@ def _owner_labels(obj: Json) -> tuple[str, str, str] | None:
     return name, revision, version if isinstance(version, str) else ""
 
 
+def _controller(metadata: Json) -> Owner | None:
+    for raw in _list(metadata.get("ownerReferences")):
+        ref = _dict(raw)
+        if ref.get("controller") is True:
+            return Owner(
+                kind=str(ref.get("kind", "")), name=str(ref.get("name", "")), uid=str(ref.get("uid", ""))
+            )
+    return None
+
+
 def _container_stuck(status: Json) -> bool:
     """Stuck: waiting for a reason that needs a fix, or restarted often and not ready now.
 
@@ -132,6 +161,7 @@ def parse_pod(obj: Json) -> PodRecord | None:
         terminating=metadata.get("deletionTimestamp") is not None,
         ready=ready,
         crashing=any(_container_stuck(_dict(container)) for container in containers),
+        owner=_controller(metadata),
     )
 
 
@@ -149,6 +179,18 @@ def parse_replica_set(obj: Json) -> ReplicaSetRecord | None:
         version=labels[2],
         # The API defaults spec.replicas to 1 when it is left out.
         replicas=replicas if isinstance(replicas, int) else 1,
+        uid=str(metadata.get("uid", "")),
+        owner=_controller(metadata),
+    )
+
+
+def parse_service(obj: Json) -> ServiceRecord | None:
+    metadata = _dict(obj.get("metadata"))
+    selector = _dict(_dict(obj.get("spec")).get("selector"))
+    return ServiceRecord(
+        namespace=str(metadata.get("namespace", "")),
+        name=str(metadata.get("name", "")),
+        selector=tuple(sorted((str(key), str(value)) for key, value in selector.items())),
     )
 
 

@@ -1,11 +1,18 @@
-"""Counting: a FastRollout's child records in, one frozen `Observed` out. Pure."""
+"""Counting: a FastRollout's child records in, one frozen `Observed` out. Pure.
 
+Ownership decides what counts, never labels alone (labels are free for anyone to set): ReplicaSets
+whose controller is this FastRollout (its UID), and pods whose controller is one of those. A pod that
+carries the labels but has another controller is `foreign`: reported, never counted, never deleted.
+"""
+
+from collections import Counter
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fastrollout.observe.records import PodRecord, ReplicaSetRecord
 from fastrollout.observe.traffic import TrafficJudge
-from fastrollout.plan.model import Observed, ReplicaSetView, RevisionPods
+from fastrollout.plan.model import Observed, ReplicaSetView, RevisionPods, ServiceView
+from fastrollout.plan.revision import replica_set_name
 
 
 @dataclass
@@ -16,6 +23,7 @@ class _Tally:
     serving: int = 0
     draining: int = 0
     crashing: int = 0
+    in_service: int = 0
 
 
 def count_pods(
@@ -34,13 +42,15 @@ def count_pods(
     for pod in pods:
         tally = tallies.setdefault(pod.revision, _Tally())
         tally.version = tally.version or pod.version
+        serving = judge.serving(pod)
         if pod.terminating:
             tally.draining += 1
         else:
             tally.replicas += 1
             tally.ready += pod.ready
             tally.crashing += pod.crashing
-        tally.serving += judge.serving(pod)
+            tally.in_service += pod.ready and serving
+        tally.serving += serving
     return tuple(
         RevisionPods(
             revision=revision,
@@ -50,6 +60,7 @@ def count_pods(
             serving=tally.serving,
             draining=tally.draining,
             crashing=tally.crashing,
+            in_service=tally.in_service,
         )
         for revision, tally in sorted(tallies.items())
     )
@@ -80,7 +91,54 @@ def replica_set_views(records: Iterable[ReplicaSetRecord]) -> tuple[ReplicaSetVi
     )
 
 
+def owned(
+    uid: str, pods: Collection[PodRecord], replica_sets: Collection[ReplicaSetRecord]
+) -> tuple[list[PodRecord], list[ReplicaSetRecord], list[PodRecord]]:
+    """(our pods, our ReplicaSets, foreign pods) among the records labelled with a FastRollout's name.
+
+    A pod whose controller is a ReplicaSet named as ours but not in the cache yet (the ReplicaSet
+    watch lags the pod watch by moments) is neither: it is left out until the cache catches up,
+    rather than reported as foreign.
+    """
+    ours = [r for r in replica_sets if r.owner is not None and r.owner.uid == uid]
+    uids = {r.uid for r in ours}
+    counted: list[PodRecord] = []
+    foreign: list[PodRecord] = []
+    for pod in pods:
+        if pod.owner is not None and pod.owner.uid in uids:
+            counted.append(pod)
+        elif not _ours_in_flight(pod, replica_sets):
+            foreign.append(pod)
+    return counted, ours, foreign
+
+
+def _ours_in_flight(pod: PodRecord, replica_sets: Collection[ReplicaSetRecord]) -> bool:
+    """Controlled by a ReplicaSet with the name we derive that the cache does not hold at all."""
+    owner = pod.owner
+    if owner is None or owner.kind != "ReplicaSet":
+        return False
+    expected = replica_set_name(pod.fastrollout, pod.revision)
+    return owner.name == expected and all(r.name != expected for r in replica_sets)
+
+
 def build_observed(
-    pods: Collection[PodRecord], replica_sets: Collection[ReplicaSetRecord], judge: TrafficJudge
+    pods: Collection[PodRecord],
+    replica_sets: Collection[ReplicaSetRecord],
+    judge: TrafficJudge,
+    uid: str,
+    service: ServiceView | None = None,
 ) -> Observed:
-    return Observed(replica_sets=replica_set_views(replica_sets), pods=count_pods(pods, judge, replica_sets))
+    """The snapshot of one FastRollout (UID `uid`): only what it controls counts."""
+    counted, ours, foreign = owned(uid, pods, replica_sets)
+    revisions = list(count_pods(counted, judge, ours))
+    for revision, number in Counter(pod.revision for pod in foreign).items():
+        at = next((i for i, r in enumerate(revisions) if r.revision == revision), None)
+        if at is None:
+            revisions.append(RevisionPods(revision=revision, version="", foreign=number))
+        else:
+            revisions[at] = replace(revisions[at], foreign=number)
+    return Observed(
+        replica_sets=replica_set_views(ours),
+        pods=tuple(sorted(revisions, key=lambda r: r.revision)),
+        service=service,
+    )
