@@ -43,9 +43,10 @@ NAMESPACED_GRANTS = {
     ("fastrollout.io", "fastrollouts"): {"get", "list", "watch"},
     ("fastrollout.io", "fastrollouts/status"): {"patch"},
     ("fastrollout.io", "fastrollouts/finalizers"): {"update"},
-    ("apps", "replicasets"): {"list", "watch", "create", "patch", "delete"},
+    ("apps", "replicasets"): {"get", "list", "watch", "create", "patch", "delete"},
     ("", "pods"): {"list", "watch", "deletecollection"},
     ("discovery.k8s.io", "endpointslices"): {"list", "watch"},
+    ("", "services"): {"list", "watch"},
     ("", "events"): {"create"},
 }
 

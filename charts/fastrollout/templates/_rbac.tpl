@@ -26,9 +26,10 @@ authenticated client may read.
   resources: ["fastrollouts/finalizers"]
   verbs: ["update"]
 # One ReplicaSet per version: created at full size, scaled by patch, deleted once it has no pods.
+# get: after AlreadyExists on create, to tell our own ReplicaSet (the watch lags) from a name collision.
 - apiGroups: ["apps"]
   resources: ["replicasets"]
-  verbs: ["list", "watch", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # Pods: one label-selected list+watch (the fields the planner reads), and the cutover, which deletes
 # every old pod of a version in ONE DeleteCollection call. No single-pod delete, no pod writes.
 - apiGroups: [""]
@@ -37,6 +38,10 @@ authenticated client may read.
 # EndpointSlices of spec.serviceName: "receives traffic" means a ready endpoint.
 - apiGroups: ["discovery.k8s.io"]
   resources: ["endpointslices"]
+  verbs: ["list", "watch"]
+# Services, read only: when new pods are not behind spec.serviceName, status names what it selects on.
+- apiGroups: [""]
+  resources: ["services"]
   verbs: ["list", "watch"]
 # core/v1 events for each rollout step (the operator's and kopf's own warnings).
 - apiGroups: [""]
