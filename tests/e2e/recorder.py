@@ -10,8 +10,9 @@ which also bounds how long :meth:`Recorder.stop` waits; a 410 Gone re-lists.
 
 A recording is only evidence if the watch never broke: a failed watch request or a broken stream delays
 every event behind it (their timestamps are late), and a re-list after 410 Gone loses the transitions in
-between (an endpoint's ready -> not-ready shows up at the re-list time, if at all). Each such gap is kept
-in :attr:`Recorder.errors`, and :func:`assert_intact` fails a test whose conclusions rest on it.
+between when anything changed meanwhile (an endpoint's ready -> not-ready shows up at the re-list time,
+if at all). Each such gap is kept in :attr:`Recorder.errors`, and :func:`assert_intact` fails a test whose
+conclusions rest on it.
 """
 
 from __future__ import annotations
@@ -108,16 +109,32 @@ class Recorder:
                 self._state[event.name] = obj
 
     def _list(self) -> str:
+        """List; record every object that differs from what was last seen; return the resourceVersion.
+
+        After a 410 Gone, an object that differs changed while nothing watched: its event is recorded
+        late and the states in between are lost, a gap. If every object is as last seen, nothing was
+        missed (a CRD update, for one, restarts the apiserver's watch cache and answers 410 to a
+        quiet watch whose object never changed).
+        """
         raw = self._list_fn(**self._kwargs, _preload_content=False, _request_timeout=30)
         body = json.loads(raw.data)
-        now_names = set()
+        seen = self.latest()
+        changed = []
         for item in body.get("items", []):
-            now_names.add(item["metadata"]["name"])
-            self._record("ADDED", item)
-        # Objects that went away while we were not watching (after a 410): record their deletion.
-        for name, obj in self.latest().items():
-            if name not in now_names:
-                self._record("DELETED", obj)
+            before = seen.pop(item["metadata"]["name"], None)
+            if before is None or before["metadata"].get("resourceVersion") != item["metadata"].get(
+                "resourceVersion"
+            ):
+                changed.append(item["metadata"]["name"])
+                self._record("ADDED" if before is None else "MODIFIED", item)
+        for name, obj in seen.items():  # went away while we were not watching
+            changed.append(name)
+            self._record("DELETED", obj)
+        if changed and self._synced.is_set():
+            self._error(
+                f"re-listed after 410 Gone: {len(changed)} object(s) changed while unwatched (recorded "
+                f"late, states in between lost): {sorted(changed)[:5]}"
+            )
         self._synced.set()
         return str(body["metadata"]["resourceVersion"])
 
@@ -145,10 +162,9 @@ class Recorder:
                     if self._stop.is_set():
                         break
             except ApiException as exc:
-                # The watch library turns an ERROR event into an ApiException (410: our resourceVersion
-                # is too old, so what happened since is lost; the re-list records the state now).
+                # The watch library turns an ERROR event into an ApiException. 410: our resourceVersion
+                # is too old to resume from; the re-list tells whether anything was missed.
                 if exc.status == 410:
-                    self._error(f"410 Gone from resourceVersion {rv}: re-listed, events in between lost")
                     rv = None
                 else:
                     self._error(f"{type(exc).__name__}: {exc.status} {exc.reason}")
