@@ -5,7 +5,10 @@
 //   WORKER_VERSION, POD_NAME       what responses and metrics report (POD_NAME falls back to the hostname)
 //   PORT, METRICS_PORT, HOST       worker port (default 8080), probe/metrics port (9090), bind address
 //   WORKER_DRAIN_DELAY_SECONDS     keep accepting this long after SIGTERM (default 0: preStop covers it)
-//   WORKER_DRAIN_DEADLINE_SECONDS  exit 124 if draining takes longer (default 590)
+//   WORKER_DRAIN_DEADLINE_SECONDS  exit 124 if draining takes longer (default: FASTROLLOUT_DRAIN_SECONDS,
+//                                  which the operator injects from the pod's grace period, else 590)
+//   WORKER_HEADER_TIMEOUT_SECONDS  request line and headers must arrive within this (default 10)
+//   WORKER_BODY_TIMEOUT_SECONDS    the body within this after them (default 60)
 //   WORKER_CRASH_ON_START=1        exit 1 at once (failed-rollout tests)
 const http = require('node:http');
 const net = require('node:net');
@@ -17,9 +20,17 @@ const VERSION = env.WORKER_VERSION || 'dev';
 const POD = env.POD_NAME || os.hostname();
 const HOST = env.HOST || undefined; // undefined: all addresses, IPv4 and IPv6
 const DRAIN_DELAY_MS = 1000 * Number(env.WORKER_DRAIN_DELAY_SECONDS || 0);
-const DRAIN_DEADLINE_MS = 1000 * Number(env.WORKER_DRAIN_DEADLINE_SECONDS || 590);
+const DRAIN_DEADLINE_MS = 1000 * Number(env.WORKER_DRAIN_DEADLINE_SECONDS || env.FASTROLLOUT_DRAIN_SECONDS || 590);
+const HEADER_TIMEOUT_MS = 1000 * Number(env.WORKER_HEADER_TIMEOUT_SECONDS || 10);
+const BODY_TIMEOUT_MS = 1000 * Number(env.WORKER_BODY_TIMEOUT_SECONDS || 60);
+const MAX_BODY = 64 * 1024 * 1024;
 const EXIT_DEADLINE = 124;
 const log = (msg) => console.error(`${new Date().toISOString()} ${msg}`);
+
+if (process.argv.includes('--help') || process.argv.includes('-h')) {
+  console.log('usage: node server.js\n\nA drain-safe single-request worker; configured by the environment variables at the top of this file.');
+  process.exit(0);
+}
 
 if (env.WORKER_CRASH_ON_START === '1') {
   log('WORKER_CRASH_ON_START=1: exiting 1 on purpose');
@@ -29,7 +40,13 @@ if (env.WORKER_CRASH_ON_START === '1') {
 // The application's work. It must be asynchronous: a blocked event loop would also block the
 // probe server below, and the kubelet would see a healthy, busy pod as dead.
 async function handle(target) {
-  const { pathname, searchParams: query } = new URL(target, 'http://worker');
+  let url;
+  try {
+    url = new URL(target, 'http://worker');
+  } catch {
+    return json(400, { error: 'malformed request target' });
+  }
+  const { pathname, searchParams: query } = url;
   if (pathname !== '/') return json(404, { error: 'not found', version: VERSION, pod: POD });
   const seconds = Number(query.get('sleep') ?? '0');
   if (!(seconds >= 0 && seconds <= 3600)) return json(400, { error: 'sleep must be 0..3600' });
@@ -50,6 +67,8 @@ let draining = false;
 const handled = new Map();
 
 function serveNext() {
+  // A client that left while queued gets no work done for it: skip to the next.
+  while (queue.length > 0 && queue[0].req.socket.destroyed) queue.shift();
   if (busy || queue.length === 0) return;
   busy = true;
   const { req, res } = queue.shift();
@@ -70,13 +89,44 @@ function serveNext() {
     });
 }
 
-const worker = http.createServer((req, res) => {
-  req.resume(); // read (and drop) any body now, so a queued request is complete and never times out
-  req.on('end', () => {
-    queue.push({ req, res });
-    serveNext();
-  });
-});
+// Malformed and slow clients (docs/worker-contract.md, rule 10). Node's parser (llhttp) answers a
+// malformed request 400 (431 for oversized headers) and closes; headersTimeout and requestTimeout
+// answer 408 and close a client that has not sent its headers, or its whole request, in time. Their
+// check runs every connectionsCheckingInterval, so a trickling client is cut within a second of its
+// deadline. A request waits in the queue only once complete, so no slow client holds the slot.
+const worker = http.createServer(
+  {
+    headersTimeout: HEADER_TIMEOUT_MS,
+    requestTimeout: HEADER_TIMEOUT_MS + BODY_TIMEOUT_MS,
+    connectionsCheckingInterval: Math.min(1000, HEADER_TIMEOUT_MS / 4),
+  },
+  (req, res) => {
+    // One request per connection: a pipelined request after the first is never served, since the
+    // connection closes after the first response (as in the Python worker).
+    if (req.socket.fastrolloutSeen) return req.resume();
+    req.socket.fastrolloutSeen = true;
+    if (Number(req.headers['content-length'] || 0) > MAX_BODY) return refuse(res, 413, 'body too large');
+    let size = 0;
+    req.on('data', (chunk) => {
+      size += chunk.length;
+      if (size > MAX_BODY && !res.headersSent) refuse(res, 413, 'body too large');
+    });
+    req.resume(); // read (and drop) any body now, so a queued request is complete and never times out
+    req.on('end', () => {
+      if (res.headersSent) return;
+      queue.push({ req, res });
+      serveNext();
+    });
+  },
+);
+// Answer a client that half-closes after its request instead of dropping it (Python does the same).
+worker.httpAllowHalfOpen = true;
+
+function refuse(res, status, text) {
+  res.writeHead(status, { 'Content-Type': 'text/plain', 'Content-Length': text.length + 1, Connection: 'close' });
+  handled.set(status, (handled.get(status) || 0) + 1);
+  res.end(text + '\n', () => res.socket && res.socket.destroy());
+}
 
 function escape(value) {
   return value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
@@ -105,7 +155,7 @@ function metrics() {
 }
 
 // Probes and scrapes on their own port, never queued behind the one request in flight.
-const admin = http.createServer((req, res) => {
+const admin = http.createServer({ headersTimeout: 5000, requestTimeout: 10000, connectionsCheckingInterval: 1000 }, (req, res) => {
   const path = new URL(req.url, 'http://admin').pathname;
   const [status, type, body] =
     path === '/readyz' ? [draining ? 503 : 200, 'text/plain', draining ? 'draining\n' : 'ready\n']

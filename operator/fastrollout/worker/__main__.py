@@ -9,11 +9,15 @@ drains finish long requests. Environment:
     PORT, METRICS_PORT      worker and probe/metrics ports (default 8080, 9090; 0 picks a free one)
     HOST                    address to listen on (default: all)
     WORKER_CRASH_ON_START=1 exit 1 at once, to test failed rollouts
-    WORKER_DRAIN_DELAY_SECONDS, WORKER_DRAIN_DEADLINE_SECONDS   see fastrollout.worker.server
+    WORKER_DRAIN_DELAY_SECONDS, WORKER_DRAIN_DEADLINE_SECONDS, FASTROLLOUT_DRAIN_SECONDS,
+    WORKER_HEADER_TIMEOUT_SECONDS, WORKER_BODY_TIMEOUT_SECONDS   see fastrollout.worker.server
+
+It takes no arguments (a container is configured through its environment); ``--help`` prints this.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import socket
@@ -52,7 +56,12 @@ def make_handler(version: str, pod: str) -> Handler:
     return handle
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(
+        prog="python -m fastrollout.worker",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    ).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if os.environ.get("WORKER_CRASH_ON_START") == "1":
         logging.getLogger(__name__).error("WORKER_CRASH_ON_START=1: exiting 1 on purpose")

@@ -9,147 +9,111 @@ Every response says ``Connection: close`` and the connection then closes. That i
   and the client sees a reset) cannot happen when the server never keeps a connection idle.
 * An idle kept-alive client would hold the worker's single slot and starve everyone queued behind it.
 
-The parser is small on purpose (request line, headers via ``http.client``, ``Content-Length`` or
-chunked body, ``Expect: 100-continue``); it has no opinion about the handler's work.
+Parsing is ``http11.py`` (h11's grammar, standard library only); this module adds time. The request
+line and headers must arrive within ``Limits.header_seconds`` of the worker starting to read, the body
+within ``Limits.body_seconds`` after that, and the response must be taken within ``body_seconds`` too.
+A client that trickles bytes is cut off when its deadline passes, however often it sends, so no
+client holds the worker's single slot for longer than that (plus its handler's own time).
 """
 
 from __future__ import annotations
 
-import contextlib
-import http.client
 import logging
 import socket
-import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from http import HTTPStatus
-from typing import BinaryIO
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from fastrollout.worker.http11 import MAX_BODY, BadRequestError, ClientGoneError, RequestReader
+from fastrollout.worker.linger import Linger
 from fastrollout.worker.protocol import Handler, Request, Response, text_response
 
 log = logging.getLogger(__name__)
 
-MAX_LINE = 65536
-MAX_BODY = 64 * 1024 * 1024
-LINGER_SECONDS = 2.0
+RECV_SIZE = 65536
 _FRAMING_HEADERS = frozenset({"content-length", "connection", "transfer-encoding"})
+_LINGER = Linger()
+DEFAULT_HEADER_SECONDS = 10.0
+DEFAULT_BODY_SECONDS = 60.0
 
 
-class _ClientGoneError(Exception):
-    """The peer closed or reset before sending a whole request: nothing to answer."""
+@dataclass(frozen=True)
+class Limits:
+    """How long a client may take, and how much it may send."""
+
+    header_seconds: float = DEFAULT_HEADER_SECONDS
+    """Request line and headers complete within this, counted from accept."""
+    body_seconds: float = DEFAULT_BODY_SECONDS
+    """The body complete within this after the headers; and the response taken within it."""
+    max_body: int = MAX_BODY
 
 
-class _BadRequestError(Exception):
-    def __init__(self, status: HTTPStatus, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
+class _Deadline:
+    """``recv`` for :class:`RequestReader` that raises ``TimeoutError`` once ``until`` has passed."""
+
+    def __init__(self, conn: socket.socket, until: float) -> None:
+        self.conn = conn
+        self.until = until
+
+    def recv(self) -> bytes:
+        left = self.until - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("deadline passed")
+        self.conn.settimeout(left)
+        return self.conn.recv(RECV_SIZE)
 
 
 def serve_connection(
     conn: socket.socket,
     handler: Handler,
-    read_timeout: float,
+    limits: Limits,
     on_response: Callable[[int], object] = lambda _status: None,
 ) -> None:
     """Read one request, answer it, close.
 
     ``on_response(status)`` runs just *before* the response is written, so anyone who has read a
-    response also finds it in the metrics. Never raises for anything a client does; ``read_timeout``
-    bounds each read so a silent client cannot hold the worker's only slot for long.
+    response also finds it in the metrics. Never raises for anything a client does: a malformed request
+    gets its 4xx/5xx, a slow one 408, and one that vanishes nothing.
     """
-    conn.settimeout(read_timeout)
-    rfile = conn.makefile("rb")
+    deadline = _Deadline(conn, time.monotonic() + limits.header_seconds)
     method = ""
     try:
         try:
-            request = _read_request(rfile, conn)
+            request = _read_request(deadline, limits)
             method = request.method
             response = _call(handler, request)
-        except _BadRequestError as exc:
+        except BadRequestError as exc:
             response = text_response(exc.status, str(exc))
+        except TimeoutError:
+            response = text_response(HTTPStatus.REQUEST_TIMEOUT, "request not received in time")
         on_response(response.status)
+        conn.settimeout(limits.body_seconds)  # sendall's timeout bounds the whole send (Python 3.5+)
         conn.sendall(_encode(response, head=method == "HEAD"))
-    except (_ClientGoneError, OSError) as exc:
+    except (ClientGoneError, OSError) as exc:
         log.debug("connection ended without a full response: %r", exc)
-    finally:
-        rfile.close()
-        _linger_close(conn)
+    _LINGER.close_later(conn)
 
 
-def _read_request(rfile: BinaryIO, conn: socket.socket) -> Request:
+def _read_request(deadline: _Deadline, limits: Limits) -> Request:
+    reader = RequestReader(deadline.recv, max_body=limits.max_body)
+    head = reader.head()
+    deadline.until = time.monotonic() + limits.body_seconds
+    if head.length is not None and head.length > limits.max_body:
+        raise BadRequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body too large")
+    if head.expects_continue and not reader.buffered:
+        deadline.conn.settimeout(limits.body_seconds)
+        deadline.conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+    body = reader.body(head)
     try:
-        line = rfile.readline(MAX_LINE + 1)
-        while line in (b"\r\n", b"\n"):  # RFC 9112 2.2: ignore empty lines before the request line
-            line = rfile.readline(MAX_LINE + 1)
-        if not line:
-            raise _ClientGoneError("closed before a request line")
-        if len(line) > MAX_LINE:
-            raise _BadRequestError(HTTPStatus.REQUEST_URI_TOO_LONG, "request line too long")
-        parts = line.decode("latin-1").split()
-        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-            raise _BadRequestError(HTTPStatus.BAD_REQUEST, "malformed request line")
-        method, target, version = parts
-        try:
-            message = http.client.parse_headers(rfile)
-        except http.client.HTTPException as exc:
-            raise _BadRequestError(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "headers too large") from exc
-        headers = {name.lower(): value for name, value in message.items()}
-        body = _read_body(rfile, conn, headers, expect_continue=version == "HTTP/1.1")
-    except TimeoutError as exc:
-        raise _BadRequestError(HTTPStatus.REQUEST_TIMEOUT, "request not received in time") from exc
-    url = urlsplit(target)
+        url = urlsplit(head.target)
+    except ValueError as exc:  # e.g. "http://[::1/": an unclosed IPv6 literal
+        raise BadRequestError(HTTPStatus.BAD_REQUEST, "malformed request target") from exc
     query = dict(parse_qsl(url.query, keep_blank_values=True))
-    return Request(method=method, path=unquote(url.path) or "/", query=query, headers=headers, body=body)
-
-
-def _read_body(
-    rfile: BinaryIO, conn: socket.socket, headers: dict[str, str], *, expect_continue: bool
-) -> bytes:
-    encoding = headers.get("transfer-encoding", "").strip().lower()
-    if encoding and encoding != "chunked":
-        raise _BadRequestError(HTTPStatus.NOT_IMPLEMENTED, f"transfer-encoding {encoding} not supported")
-    try:
-        length = int(headers.get("content-length", "0"))
-    except ValueError as exc:
-        raise _BadRequestError(HTTPStatus.BAD_REQUEST, "bad content-length") from exc
-    if length < 0 or length > MAX_BODY:
-        raise _BadRequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body too large")
-    if not encoding and length == 0:
-        return b""
-    if expect_continue and headers.get("expect", "").lower() == "100-continue":
-        conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-    if encoding:
-        return _read_chunked(rfile)
-    return _read_exactly(rfile, length)
-
-
-def _read_chunked(rfile: BinaryIO) -> bytes:
-    chunks: list[bytes] = []
-    total = 0
-    while True:
-        size_line = rfile.readline(MAX_LINE + 1)
-        try:
-            size = int(size_line.split(b";", 1)[0].strip(), 16)
-        except ValueError as exc:
-            raise _BadRequestError(HTTPStatus.BAD_REQUEST, "bad chunk size") from exc
-        if size == 0:
-            break
-        total += size
-        if total > MAX_BODY:
-            raise _BadRequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body too large")
-        chunks.append(_read_exactly(rfile, size))
-        rfile.readline(MAX_LINE + 1)  # the CRLF that ends the chunk
-    while rfile.readline(MAX_LINE + 1) not in (b"\r\n", b"\n", b""):  # trailer fields: ignored
-        pass
-    return b"".join(chunks)
-
-
-def _read_exactly(rfile: BinaryIO, size: int) -> bytes:
-    data = rfile.read(size)
-    if len(data) != size:
-        raise _ClientGoneError("closed inside the body")
-    return data
+    return Request(
+        method=head.method, path=unquote(url.path) or "/", query=query, headers=head.headers, body=body
+    )
 
 
 def _call(handler: Handler, request: Request) -> Response:
@@ -182,27 +146,3 @@ def _encode(response: Response, *, head: bool) -> bytes:
     lines.append("Connection: close")
     head_bytes = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
     return head_bytes if head or no_body else head_bytes + body
-
-
-def _linger_close(conn: socket.socket) -> None:
-    """Send FIN now, but close only after the client has closed too (or LINGER_SECONDS pass).
-
-    Closing a socket with unread bytes in its receive buffer sends a reset, which can destroy the
-    response before the client reads it (a rejected body, a pipelined request). Waiting for the
-    client's FIN on a side thread avoids that without holding the worker's single slot.
-    """
-    try:
-        conn.shutdown(socket.SHUT_WR)
-    except OSError:
-        conn.close()
-        return
-    threading.Thread(target=_drain_then_close, args=(conn,), name="linger", daemon=True).start()
-
-
-def _drain_then_close(conn: socket.socket) -> None:
-    deadline = time.monotonic() + LINGER_SECONDS
-    with conn, contextlib.suppress(OSError):
-        while (left := deadline - time.monotonic()) > 0:
-            conn.settimeout(left)
-            if not conn.recv(65536):
-                return

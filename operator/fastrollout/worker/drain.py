@@ -11,10 +11,12 @@ Termination, in the order Kubernetes drives it:
 4. If that takes longer than the drain deadline after SIGTERM, the process exits
    :data:`EXIT_DEADLINE` itself, before the kubelet's SIGKILL, so the cause is on record.
 
-Default deadline, worked for the operator's defaults (grace 600 s, preStop sleep 5 s):
+The deadline follows the pod. Where fastrollout injects the preStop sleep it also injects
+``FASTROLLOUT_DRAIN_SECONDS``, the time left after SIGTERM less a margin to log and exit
+(``plan/revision.py``); an explicit ``WORKER_DRAIN_DEADLINE_SECONDS`` wins over it, and without
+either the default is worked for the operator's defaults (grace 600 s, preStop sleep 5 s):
     time left after SIGTERM = 600 - 5 = 595 s
     deadline                = 595 - 5 (margin to log and exit) = 590 s
-Set ``WORKER_DRAIN_DEADLINE_SECONDS`` when the pod's grace period or preStop differ.
 """
 
 from __future__ import annotations

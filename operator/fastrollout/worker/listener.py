@@ -9,15 +9,22 @@ Stopping is equally careful. ``stop()`` ends accepting, but connections the kern
 completed are clients that reached us in good faith: closing the listening socket would reset them.
 So the loop first serves every connection still queued, then closes. A connection that arrives
 after that last check is refused; the preStop sleep exists so that none does.
+
+Neither a failing ``accept()`` nor a failing connection ends the loop. ``accept()`` fails for reasons
+that pass (EMFILE and ENFILE when descriptors run out, ENOBUFS and ENOMEM, the network errors Linux
+reports on the new socket): the loop backs off from 10 ms doubling to 1 s, logs, and tries again.
+Only errors that mean the listening socket itself is gone (EBADF, EINVAL, ENOTSOCK) end it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import selectors
 import socket
 import threading
+import time
 from collections.abc import Callable
 
 log = logging.getLogger(__name__)
@@ -25,6 +32,12 @@ log = logging.getLogger(__name__)
 BACKLOG = 1024
 """Queue depth (the kernel caps it at net.core.somaxconn). Beyond it, SYNs are dropped and clients
 retransmit: slower, still not failed."""
+
+MAX_CONCURRENT = 8
+"""Connections served at once by a concurrent listener (the admin port: probes and scrapes). More wait
+in the accept queue, as on the worker port; each is bounded by its own deadlines, so the wait is too."""
+BACKOFF_FIRST, BACKOFF_MAX = 0.01, 1.0
+_FATAL_ACCEPT_ERRORS = frozenset({errno.EBADF, errno.EINVAL, errno.ENOTSOCK})
 
 ServeConnection = Callable[[socket.socket], object]
 """Serves one accepted connection and closes it; its return value is ignored."""
@@ -46,14 +59,16 @@ class Listener:
     """Runs ``serve`` on each accepted connection until :meth:`stop`, then drains the accept queue.
 
     ``concurrent=False`` serves inline, so the next connection is accepted only after the previous
-    one is answered. ``concurrent=True`` gives each connection a thread, for probes and scrapes that
-    must never wait behind a request.
+    one is answered. ``concurrent=True`` gives each connection a thread, at most
+    :data:`MAX_CONCURRENT` at once, for probes and scrapes that must never wait behind a request.
     """
 
     def __init__(self, sock: socket.socket, serve: ServeConnection, *, concurrent: bool = False) -> None:
         self._sock = sock
         self._serve = serve
         self._concurrent = concurrent
+        self._slots = threading.BoundedSemaphore(MAX_CONCURRENT)
+        self._failures = 0
         self._wake_read, self._wake_write = socket.socketpair()
         sock.setblocking(False)  # accept must return at once when the queue is empty
 
@@ -90,9 +105,37 @@ class Listener:
             return False
         except ConnectionAbortedError:  # the client gave up while queued
             return True
+        except OSError as exc:
+            if exc.errno in _FATAL_ACCEPT_ERRORS:
+                raise
+            self._back_off(exc)
+            return True
+        self._failures = 0
         conn.setblocking(True)
         if self._concurrent:
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+            self._slots.acquire()  # waits while MAX_CONCURRENT are served; their deadlines bound it
+            threading.Thread(target=self._serve_and_release, args=(conn,), daemon=True).start()
         else:
-            self._serve(conn)
+            self._serve_guarded(conn)
         return True
+
+    def _back_off(self, exc: OSError) -> None:
+        delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2**self._failures)
+        self._failures += 1
+        if self._failures & (self._failures - 1) == 0:  # 1st, 2nd, 4th, 8th... failure in a row
+            log.warning("accept failed (%s, %d in a row): retrying in %gs", exc, self._failures, delay)
+        time.sleep(delay)
+
+    def _serve_and_release(self, conn: socket.socket) -> None:
+        try:
+            self._serve_guarded(conn)
+        finally:
+            self._slots.release()
+
+    def _serve_guarded(self, conn: socket.socket) -> None:
+        """``serve`` never raises for a client's doing; should it ever, this connection alone is lost."""
+        try:
+            self._serve(conn)
+        except Exception:
+            log.exception("serving a connection failed; closing it and going on")
+            conn.close()
