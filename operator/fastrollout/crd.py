@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from fastrollout.api import constants
-from fastrollout.api.spec import SPEC_VALIDATIONS, FastRolloutSpec
+from fastrollout.api.spec import NAME_DESCRIPTION, ROOT_VALIDATIONS, SPEC_VALIDATIONS, FastRolloutSpec
 from fastrollout.api.status import FastRolloutStatus
 
 JsonSchema = dict[str, Any]
@@ -81,10 +81,15 @@ def openapi_schema() -> JsonSchema:
         "properties": {
             "apiVersion": {"type": "string"},
             "kind": {"type": "string"},
-            "metadata": {"type": "object"},
+            # Declared so the root rule's fieldPath can name metadata.name (the only fields allowed here).
+            "metadata": {
+                "type": "object",
+                "properties": {"name": {"type": "string", "description": NAME_DESCRIPTION}},
+            },
             "spec": spec,
             "status": model_schema(FastRolloutStatus),
         },
+        "x-kubernetes-validations": ROOT_VALIDATIONS,
     }
 
 

@@ -98,6 +98,60 @@ INVALID = [
         ["spec.template.metadata.labels", "fastrollout.io/ prefix"],
     ),
     ("paused-string", with_spec("paused", "yes"), ["spec.paused", "boolean"]),
+    (
+        "expression-in-other-value",
+        with_spec("selector", {"matchExpressions": [{"key": "app", "operator": "In", "values": ["x", "y"]}]}),
+        ["spec.selector", "selector.matchExpressions must match template.metadata.labels"],
+    ),
+    (
+        "expression-in-missing-label",
+        with_spec("selector", {"matchExpressions": [{"key": "tier", "operator": "In", "values": ["w"]}]}),
+        ["spec.selector", "selector.matchExpressions must match template.metadata.labels"],
+    ),
+    (
+        "expression-notin-template-value",
+        with_spec("selector", {"matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["w"]}]}),
+        ["spec.selector", "selector.matchExpressions must match template.metadata.labels"],
+    ),
+    (
+        "expression-exists-missing-label",
+        with_spec("selector", {"matchExpressions": [{"key": "tier", "operator": "Exists"}]}),
+        ["spec.selector", "selector.matchExpressions must match template.metadata.labels"],
+    ),
+    (
+        "expression-doesnotexist-present-label",
+        with_spec("selector", {"matchExpressions": [{"key": "app", "operator": "DoesNotExist"}]}),
+        ["spec.selector", "selector.matchExpressions must match template.metadata.labels"],
+    ),
+    (
+        "expression-in-without-values",
+        with_spec("selector", {"matchExpressions": [{"key": "app", "operator": "In"}]}),
+        ["spec.selector.matchExpressions[0].values", "values must be non-empty when operator is In"],
+    ),
+    (
+        "expression-exists-with-values",
+        with_spec("selector", {"matchExpressions": [{"key": "app", "operator": "Exists", "values": ["w"]}]}),
+        ["spec.selector.matchExpressions[0].values", "empty when it is Exists"],
+    ),
+    (
+        "selector-empty-match-labels",
+        with_spec("selector", {"matchLabels": {}}),
+        ["spec.selector", "selector must set matchLabels or matchExpressions"],
+    ),
+    (
+        "name-64-characters",
+        {**fleet(), "metadata": {"name": "n" * 64}},
+        ["metadata.name", "at most 63 characters", "fastrollout.io/name label"],
+    ),
+]
+
+# Selectors whose expressions the template labels ({app: w}) satisfy, one per operator.
+MATCHING_EXPRESSIONS = [
+    pytest.param([{"key": "app", "operator": "In", "values": ["v", "w"]}], id="in"),
+    pytest.param([{"key": "app", "operator": "NotIn", "values": ["v"]}], id="notin-other-value"),
+    pytest.param([{"key": "tier", "operator": "NotIn", "values": ["w"]}], id="notin-missing-label"),
+    pytest.param([{"key": "app", "operator": "Exists"}], id="exists"),
+    pytest.param([{"key": "tier", "operator": "DoesNotExist"}], id="doesnotexist"),
 ]
 
 
@@ -159,3 +213,82 @@ def test_valid_fastrollout_is_stored_with_defaults(testbed: Testbed, crd: None, 
     assert spec["progressDeadlineSeconds"] == 600
     assert spec["rollbackOnFailure"] is True
     assert spec["paused"] is False
+
+
+def test_name_of_63_characters_is_accepted(testbed: Testbed, crd: None, namespace: str) -> None:
+    # 63 is the longest label value: the operator's ReplicaSets and pods carry the name in fastrollout.io/name.
+    name = "n" * 63
+    testbed.kubectl(
+        "apply", "-n", namespace, "-f", "-", input=json.dumps({**fleet(), "metadata": {"name": name}})
+    )
+    assert testbed.kubectl("get", f"fr/{name}", "-n", namespace, "-o", "name").stdout.strip() == (
+        f"fastrollout.fastrollout.io/{name}"
+    )
+
+
+@pytest.mark.parametrize("expressions", MATCHING_EXPRESSIONS)
+def test_match_expressions_that_match_the_template_are_accepted(
+    testbed: Testbed, crd: None, namespace: str, expressions: list[dict[str, Any]]
+) -> None:
+    manifest = with_spec("selector", {"matchExpressions": expressions})
+    testbed.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(manifest))
+    stored = testbed.kubectl_json("get", "fr/bad", "-n", namespace)
+    assert stored["spec"]["selector"] == {"matchExpressions": expressions}
+
+
+def spec_of(testbed: Testbed, namespace: str, name: str) -> str:
+    return testbed.kubectl("get", f"fr/{name}", "-n", namespace, "-o", "jsonpath={.spec}").stdout
+
+
+# (stored selector or None, merge patch, words the error must contain). Adding or removing the selector
+# is valid on create: only the transition rule, comparing with the stored object, refuses it. Changing
+# the template must keep it matching the stored matchExpressions, as it must the matchLabels.
+INVALID_UPDATES = [
+    pytest.param(
+        None,
+        {"spec": {"selector": {"matchLabels": {"app": "w"}}}},
+        ["spec.selector", "selector is immutable", "added or removed"],
+        id="selector-added",
+    ),
+    pytest.param(
+        {"matchLabels": {"app": "w"}},
+        {"spec": {"selector": None}},
+        ["spec.selector", "selector is immutable", "added or removed"],
+        id="selector-removed",
+    ),
+    pytest.param(
+        {"matchExpressions": [{"key": "app", "operator": "Exists"}]},
+        {"spec": {"template": {"metadata": {"labels": {"app": None, "role": "w"}}}}},
+        ["spec.selector", "selector.matchExpressions must match template.metadata.labels"],
+        id="template-label-dropped-under-exists",
+    ),
+    pytest.param(
+        {"matchExpressions": [{"key": "app", "operator": "In", "values": ["w"]}]},
+        {"spec": {"template": {"metadata": {"labels": {"app": "w2"}}}}},
+        ["spec.selector", "selector.matchExpressions must match template.metadata.labels"],
+        id="template-label-changed-under-in",
+    ),
+]
+
+
+@pytest.mark.parametrize(("selector", "patch", "words"), INVALID_UPDATES)
+def test_selector_updates_are_refused_and_the_stored_object_is_unchanged(
+    testbed: Testbed,
+    crd: None,
+    namespace: str,
+    selector: dict[str, Any] | None,
+    patch: dict[str, Any],
+    words: list[str],
+) -> None:
+    manifest = fleet("stored")
+    if selector is not None:
+        manifest["spec"]["selector"] = selector
+    testbed.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(manifest))
+    stored = spec_of(testbed, namespace, "stored")
+    result = testbed.kubectl(
+        "patch", "fr/stored", "-n", namespace, "--type=merge", "-p", json.dumps(patch), check=False
+    )
+    assert result.returncode != 0, f"the API server accepted the update: {result.stdout}"
+    for word in words:
+        assert word in result.stderr, f"{word!r} not in the API server's message: {result.stderr}"
+    assert spec_of(testbed, namespace, "stored") == stored

@@ -1,11 +1,22 @@
 """The pydantic models accept what admission accepts and reject what it rejects, with the same words."""
 
+import re
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
+from fastrollout import crd
 from fastrollout.api import FastRolloutSpec
+from fastrollout.api.spec import (
+    MAX_LABEL_KEY_LENGTH,
+    MAX_LABEL_VALUE_LENGTH,
+    MAX_LABELS,
+    MAX_REQUIREMENT_VALUES,
+    MAX_SELECTOR_REQUIREMENTS,
+    NAME_TOO_LONG,
+    SELECTOR_ADDED_OR_REMOVED,
+)
 
 
 def spec(**overrides: Any) -> dict[str, Any]:
@@ -73,3 +84,173 @@ def test_rejects_reserved_labels() -> None:
     raw["template"]["metadata"]["labels"]["fastrollout.io/version"] = "x"
     with pytest.raises(ValidationError, match=r"fastrollout\.io/ prefix"):
         FastRolloutSpec.model_validate(raw)
+
+
+def with_selector(selector: dict[str, Any]) -> dict[str, Any]:
+    return spec(selector=selector)
+
+
+@pytest.mark.parametrize(
+    "expressions",
+    [
+        pytest.param([{"key": "app", "operator": "In", "values": ["v", "w"]}], id="in"),
+        pytest.param([{"key": "app", "operator": "NotIn", "values": ["v"]}], id="notin-other-value"),
+        pytest.param([{"key": "tier", "operator": "NotIn", "values": ["w"]}], id="notin-missing-label"),
+        pytest.param([{"key": "app", "operator": "Exists"}], id="exists"),
+        pytest.param([{"key": "tier", "operator": "DoesNotExist"}], id="doesnotexist"),
+        pytest.param(
+            [{"key": "app", "operator": "Exists"}, {"key": "app", "operator": "In", "values": ["w"]}],
+            id="all-of-several",
+        ),
+    ],
+)
+def test_accepts_match_expressions_that_match_the_template(expressions: list[dict[str, Any]]) -> None:
+    parsed = FastRolloutSpec.model_validate(with_selector({"matchExpressions": expressions}))
+    assert parsed.selector is not None
+    assert [r.key for r in parsed.selector.match_expressions or []] == [e["key"] for e in expressions]
+
+
+MISMATCH = "selector.matchExpressions must match template.metadata.labels"
+VALUES = "values must be non-empty when operator is In or NotIn, and empty when it is Exists or DoesNotExist"
+
+
+@pytest.mark.parametrize(
+    ("selector", "message"),
+    [
+        pytest.param(
+            {"matchExpressions": [{"key": "app", "operator": "In", "values": ["x"]}]}, MISMATCH, id="in"
+        ),
+        pytest.param(
+            {"matchExpressions": [{"key": "tier", "operator": "In", "values": ["w"]}]},
+            MISMATCH,
+            id="in-unset",
+        ),
+        pytest.param(
+            {"matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["w"]}]}, MISMATCH, id="notin"
+        ),
+        pytest.param({"matchExpressions": [{"key": "tier", "operator": "Exists"}]}, MISMATCH, id="exists"),
+        pytest.param(
+            {"matchExpressions": [{"key": "app", "operator": "DoesNotExist"}]}, MISMATCH, id="doesnotexist"
+        ),
+        pytest.param(
+            {
+                "matchExpressions": [
+                    {"key": "app", "operator": "Exists"},
+                    {"key": "tier", "operator": "Exists"},
+                ]
+            },
+            MISMATCH,
+            id="one-of-several",
+        ),
+        pytest.param(
+            {
+                "matchLabels": {"app": "w"},
+                "matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["w"]}],
+            },
+            MISMATCH,
+            id="labels-match-expressions-do-not",
+        ),
+        pytest.param(
+            {"matchExpressions": [{"key": "app", "operator": "In"}]}, VALUES, id="in-without-values"
+        ),
+        pytest.param(
+            {"matchExpressions": [{"key": "app", "operator": "NotIn", "values": []}]},
+            VALUES,
+            id="notin-empty",
+        ),
+        pytest.param(
+            {"matchExpressions": [{"key": "app", "operator": "Exists", "values": ["w"]}]},
+            VALUES,
+            id="exists-values",
+        ),
+        pytest.param({}, "selector must set matchLabels or matchExpressions", id="empty-selector"),
+        pytest.param(
+            {"matchLabels": {}}, "selector must set matchLabels or matchExpressions", id="empty-labels"
+        ),
+        pytest.param(
+            {"matchExpressions": []},
+            "selector must set matchLabels or matchExpressions",
+            id="empty-expressions",
+        ),
+    ],
+)
+def test_rejects_selectors_admission_refuses(selector: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        FastRolloutSpec.model_validate(with_selector(selector))
+
+
+@pytest.mark.parametrize(
+    ("selector", "message"),
+    [
+        pytest.param(
+            {"matchExpressions": [{"key": "k" * 318, "operator": "Exists"}]},
+            "at most 317 characters",
+            id="key",
+        ),
+        pytest.param(
+            {"matchExpressions": [{"key": "app", "operator": "In", "values": ["w", "v" * 64]}]},
+            "at most 63 characters",
+            id="value",
+        ),
+        pytest.param(
+            {"matchExpressions": [{"key": "app", "operator": "In", "values": ["w"] * 65}]},
+            "at most 64 items",
+            id="values",
+        ),
+        pytest.param(
+            {"matchExpressions": [{"key": "app", "operator": "Exists"}] * 65},
+            "at most 64 items",
+            id="expressions",
+        ),
+        pytest.param(
+            {"matchLabels": {"app": "w", **{f"k{i}": "v" for i in range(64)}}},
+            "at most 64 items",
+            id="labels",
+        ),
+    ],
+)
+def test_selector_sizes_are_bounded_as_in_the_crd(selector: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        FastRolloutSpec.model_validate(with_selector(selector))
+
+
+def crd_node(*path: str) -> dict[str, Any]:
+    """A node of the rendered CRD schema, found by property names from the root."""
+    node: dict[str, Any] = crd.render()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    for name in path:
+        node = node["items"] if name == "[]" else node["properties"][name]
+    return node
+
+
+def test_model_bounds_are_the_crd_bounds() -> None:
+    requirement = crd_node("spec", "selector", "matchExpressions", "[]")
+    assert crd_node("spec", "selector", "matchExpressions")["maxItems"] == MAX_SELECTOR_REQUIREMENTS
+    assert requirement["properties"]["key"]["maxLength"] == MAX_LABEL_KEY_LENGTH
+    assert requirement["properties"]["values"]["maxItems"] == MAX_REQUIREMENT_VALUES
+    assert requirement["properties"]["values"]["items"]["maxLength"] == MAX_LABEL_VALUE_LENGTH
+    assert crd_node("spec", "selector", "matchLabels")["maxProperties"] == MAX_LABELS
+    assert crd_node("spec", "strategy", "maxSurge")["maxLength"] == len("100%") + 4
+
+
+def test_the_name_rule_is_on_the_root_where_cel_can_read_metadata_name() -> None:
+    # The operator validates spec only, so the name has no pydantic mirror; the rule is the CRD's own.
+    rules = crd_node()["x-kubernetes-validations"]
+    assert {
+        "rule": "size(self.metadata.name) <= 63",
+        "message": NAME_TOO_LONG,
+        "fieldPath": ".metadata.name",
+    } in rules
+    assert "fastrollout.io/name label" in NAME_TOO_LONG
+
+
+def test_selector_add_or_remove_is_a_transition_rule_on_spec() -> None:
+    rules = crd_node("spec")["x-kubernetes-validations"]
+    transition = [rule for rule in rules if "oldSelf" in rule["rule"]]
+    assert transition == [
+        {
+            "rule": "has(self.selector) == has(oldSelf.selector)",
+            "message": SELECTOR_ADDED_OR_REMOVED,
+            "fieldPath": ".selector",
+        }
+    ]
+    assert SELECTOR_ADDED_OR_REMOVED.startswith("selector is immutable")

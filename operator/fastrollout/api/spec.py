@@ -10,7 +10,7 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, field_validator, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
 from pydantic.config import JsonDict
 
 from fastrollout.api.base import ApiModel
@@ -35,21 +35,80 @@ def cel(rule: str, message: str, field_path: str | None = None) -> JsonDict:
     return validation
 
 
-class LabelSelectorRequirement(ApiModel):
-    key: str = Field(min_length=1)
-    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
-    values: list[str] | None = None
-
-
-# Bounds on label maps are what let the API server estimate the CEL rules' cost (unbounded maps exceed
-# the budget and the CRD is refused); 64 labels of at most 63 characters are Kubernetes' own value limit.
+# Bounds on every string, list and map a CEL rule reads are what let the API server estimate the rules'
+# cost (unbounded ones are sized from the 3 MB request limit, and the CRD is refused over budget).
+# Label values are at most 63 characters and label keys at most 317 (a 253-character DNS prefix, "/",
+# a 63-character name): Kubernetes' own limits. 64 labels or requirements is far above real selectors.
 MAX_LABELS = 64
-LabelValue = Annotated[str, StringConstraints(max_length=63)]
+MAX_LABEL_VALUE_LENGTH = 63
+MAX_LABEL_KEY_LENGTH = 317
+MAX_SELECTOR_REQUIREMENTS = 64
+MAX_REQUIREMENT_VALUES = 64
+LabelValue = Annotated[str, StringConstraints(max_length=MAX_LABEL_VALUE_LENGTH)]
+
+# The FastRollout's name becomes the value of the fastrollout.io/name label on every ReplicaSet and pod,
+# so it must be a valid label value: at most 63 characters (the API server allows 253 for the object).
+# The names derived from it stay valid too: the ReplicaSet `<name>-<10 hex>` has at most 74 of the 253 a
+# ReplicaSet name may have, and pod names are the ReplicaSet's name cut to 58 plus 5 random characters.
+MAX_NAME_LENGTH = 63
+NAME_DESCRIPTION = (
+    f"At most {MAX_NAME_LENGTH} characters: the fastrollout.io/name label of its ReplicaSets and pods."
+)
+NAME_TOO_LONG = (
+    f"metadata.name must be at most {MAX_NAME_LENGTH} characters: it becomes the value of the"
+    f" fastrollout.io/name label on every ReplicaSet and pod, and a label value is limited to"
+    f" {MAX_NAME_LENGTH} characters"
+)
+
+REQUIREMENT_VALUES = (
+    "values must be non-empty when operator is In or NotIn, and empty when it is Exists or DoesNotExist"
+)
+
+
+class LabelSelectorRequirement(ApiModel):
+    # Kubernetes refuses such a requirement in its own selectors ("tier in ()" selects nothing).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.operator == 'In' || self.operator == 'NotIn'"
+                    " ? has(self.values) && size(self.values) > 0 : !has(self.values) || size(self.values) == 0",
+                    REQUIREMENT_VALUES,
+                    ".values",
+                )
+            ]
+        }
+    )
+
+    key: str = Field(min_length=1, max_length=MAX_LABEL_KEY_LENGTH)
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: list[LabelValue] | None = Field(default=None, max_length=MAX_REQUIREMENT_VALUES)
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        """Whether a pod with `labels` satisfies this requirement (Kubernetes' semantics)."""
+        if self.operator == "Exists":
+            return self.key in labels
+        if self.operator == "DoesNotExist":
+            return self.key not in labels
+        listed = self.key in labels and labels[self.key] in (self.values or [])
+        return listed if self.operator == "In" else not listed
+
+    @model_validator(mode="after")
+    def _values_fit_the_operator(self) -> "LabelSelectorRequirement":
+        # Mirrors the CEL rule in model_config above, for objects that reach the operator without admission.
+        if bool(self.values) != (self.operator in ("In", "NotIn")):
+            raise ValueError(REQUIREMENT_VALUES)
+        return self
 
 
 class LabelSelector(ApiModel):
     match_labels: dict[str, LabelValue] | None = Field(default=None, max_length=MAX_LABELS)
-    match_expressions: list[LabelSelectorRequirement] | None = None
+    match_expressions: list[LabelSelectorRequirement] | None = Field(
+        default=None, max_length=MAX_SELECTOR_REQUIREMENTS
+    )
+
+
+MAX_SURGE_LENGTH = 8
 
 
 class Strategy(ApiModel):
@@ -62,12 +121,15 @@ class Strategy(ApiModel):
             '"100%" starts the whole new version at once; lower values roll in waves.'
         ),
         json_schema_extra={
+            # Bounds the regex match's cost; "100%" is the longest valid value, and room for a typo
+            # ("100 %", "12.5%") lets the rule's own message explain it.
+            "maxLength": MAX_SURGE_LENGTH,
             "x-kubernetes-validations": [
                 cel(
                     "type(self) == int ? self >= 1 : self.matches('^([1-9][0-9]?|100)%$')",
                     'maxSurge must be a positive integer or a percent from "1%" to "100%"',
                 )
-            ]
+            ],
         },
     )
     min_ready_percent: int = Field(
@@ -157,11 +219,24 @@ POD_TEMPLATE_SCHEMA: dict[str, Any] = {
     },
 }
 
+MATCH_EXPRESSIONS_MISMATCH = (
+    "selector.matchExpressions must match template.metadata.labels (In: the label is set to one of the"
+    " values; NotIn: it is unset or set to none of them; Exists: it is set; DoesNotExist: it is unset)"
+)
+SELECTOR_EMPTY = "selector must set matchLabels or matchExpressions (omit it to select the template labels)"
+SELECTOR_ADDED_OR_REMOVED = (
+    "selector is immutable: it cannot be added or removed after creation"
+    " (recreate the FastRollout to change it)"
+)
+
 _GRACE = (
     "(has(self.drain) && has(self.drain.terminationGracePeriodSeconds) ? self.drain.terminationGracePeriodSeconds"
     " : has(self.template.spec.terminationGracePeriodSeconds) ? self.template.spec.terminationGracePeriodSeconds"
     f" : {DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS})"
 )
+
+# Rules on the whole object: only these can read metadata.name.
+ROOT_VALIDATIONS = [cel(f"size(self.metadata.name) <= {MAX_NAME_LENGTH}", NAME_TOO_LONG, ".metadata.name")]
 
 SPEC_VALIDATIONS = [
     cel(
@@ -171,8 +246,29 @@ SPEC_VALIDATIONS = [
         ".selector",
     ),
     cel(
-        "!has(self.selector) || has(self.selector.matchLabels) || has(self.selector.matchExpressions)",
-        "selector must set matchLabels or matchExpressions (omit it to select the template labels)",
+        "!has(self.selector) || !has(self.selector.matchExpressions) || self.selector.matchExpressions.all(r,"
+        " r.operator == 'Exists' ? r.key in self.template.metadata.labels"
+        " : r.operator == 'DoesNotExist' ? !(r.key in self.template.metadata.labels)"
+        " : r.operator == 'In' ? r.key in self.template.metadata.labels && has(r.values)"
+        " && self.template.metadata.labels[r.key] in r.values"
+        " : !(r.key in self.template.metadata.labels) || !has(r.values)"
+        " || !(self.template.metadata.labels[r.key] in r.values))",
+        MATCH_EXPRESSIONS_MISMATCH,
+        ".selector",
+    ),
+    cel(
+        # An empty matchLabels or matchExpressions counts as unset: a selector with no requirement selects
+        # every pod in the namespace.
+        "!has(self.selector) || (has(self.selector.matchLabels) && size(self.selector.matchLabels) > 0)"
+        " || (has(self.selector.matchExpressions) && size(self.selector.matchExpressions) > 0)",
+        SELECTOR_EMPTY,
+        ".selector",
+    ),
+    cel(
+        # A transition rule (only runs on update): `self == oldSelf` on the selector itself cannot see
+        # the selector appear or go away, because rules on a field run only when it exists in both.
+        "has(self.selector) == has(oldSelf.selector)",
+        SELECTOR_ADDED_OR_REMOVED,
         ".selector",
     ),
     cel(
@@ -231,14 +327,20 @@ class FastRolloutSpec(ApiModel):
     @model_validator(mode="after")
     def _cross_field_rules(self) -> "FastRolloutSpec":
         # Mirrors SPEC_VALIDATIONS (CEL) so the planner only ever sees a spec admission would accept.
+        # The add/remove rule compares with the stored object (oldSelf): admission alone can check it.
         labels = self.template_labels()
         if not labels:
             raise ValueError("template.metadata.labels must not be empty")
         match_labels = (self.selector.match_labels if self.selector else None) or {}
+        match_expressions = (self.selector.match_expressions if self.selector else None) or []
         if any(labels.get(key) != value for key, value in match_labels.items()):
             raise ValueError(
                 "selector.matchLabels must match template.metadata.labels (every key, same value)"
             )
+        if not all(requirement.matches(labels) for requirement in match_expressions):
+            raise ValueError(MATCH_EXPRESSIONS_MISMATCH)
+        if self.selector is not None and not match_labels and not match_expressions:
+            raise ValueError(SELECTOR_EMPTY)
         sleep = self.drain.pre_stop_sleep_seconds
         if sleep and sleep >= self.termination_grace_period_seconds():
             raise ValueError("drain.preStopSleepSeconds must be shorter than the termination grace period")
