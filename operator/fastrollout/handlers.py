@@ -22,11 +22,12 @@ updates of that FastRollout wait for it; other FastRollouts' loops do not).
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -283,6 +284,18 @@ class Reconciler:
         await self._runtime.applier.write_status(target, current, new)
 
 
+class RetryForever:
+    """kopf's API retry delays without an end: 1, 1, 2, 3, 5, 8, 13, 21, then every 30 s.
+
+    Iterable afresh for every request (kopf iterates it once per call), and not Sized, so kopf never
+    runs out of delays and never escalates a retryable error (403, 5xx, timeouts) to a failed watch.
+    """
+
+    def __iter__(self) -> Iterator[float]:
+        yield from (1, 1, 2, 3, 5, 8, 13, 21)
+        yield from itertools.repeat(30.0)
+
+
 def _runtime(memo: Any) -> Runtime:
     runtime: Runtime = memo.runtime
     return runtime
@@ -321,6 +334,12 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     # Reconnect silently-dead watches of FastRollouts.
     settings.watching.server_timeout = 270
     settings.watching.client_timeout = 300
+    # kopf retries a failed API call 8 times (54 s), then fails the watch, and a failed watch stops
+    # the whole operator: one namespace whose Role was removed (403 on listing its FastRollouts) would
+    # crash-loop it and stop every other namespace. Retry for as long as it takes, as client-go's
+    # reflectors do; the retries are logged with the API's message, and that namespace's child
+    # watches, which fail the same way, turn /readyz false.
+    settings.networking.error_backoffs = RetryForever()
     runtime.waker.attach(asyncio.get_running_loop())
     runtime.observer.start()
     runtime.metrics.serve(runtime.options.metrics_port)

@@ -57,7 +57,8 @@ class HealthServer:
     async def start(self) -> None:
         app = web.Application()
         app.add_routes([web.get("/healthz", self._healthz), web.get("/readyz", self._readyz)])
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
+        # No access log: the kubelet probes every few seconds.
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, "0.0.0.0", self._port).start()  # noqa: S104 -- kubelet probes
 

@@ -2,10 +2,11 @@
 and slow collection deletes never hold the threads that other FastRollouts' passes need."""
 
 import asyncio
+import itertools
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sized
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -17,6 +18,7 @@ from prometheus_client import generate_latest
 
 from fastrollout.api import FastRolloutStatus, Phase
 from fastrollout.apply import Applier, Target
+from fastrollout.handlers import RetryForever
 from fastrollout.health import HealthServer, readiness
 from fastrollout.metrics import Metrics
 from fastrollout.observe import Observer, WatchHealth
@@ -292,3 +294,13 @@ def test_slow_collection_deletes_do_not_hold_the_threads_of_other_passes() -> No
     elapsed = asyncio.run(scenario())
     assert elapsed < 1.0
     assert any(path.endswith("/small/status") for path in written)
+
+
+def test_kopf_retries_its_api_calls_forever() -> None:
+    """kopf escalates a 403 on one namespace's FastRollout list to a failed watch, which stops the whole
+    operator, once its retry delays run out: these never do, and restart for every request."""
+    delays = RetryForever()
+    assert not isinstance(delays, Sized)  # kopf counts attempts of a Sized one and then gives up
+    first = list(itertools.islice(delays, 12))
+    assert first == [1, 1, 2, 3, 5, 8, 13, 21, 30.0, 30.0, 30.0, 30.0]
+    assert list(itertools.islice(delays, 3)) == [1, 1, 2], "each request starts over"
