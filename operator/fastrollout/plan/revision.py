@@ -12,6 +12,9 @@ from typing import Any
 from fastrollout.api import LABEL_NAME, LABEL_REVISION, LABEL_VERSION, FastRolloutSpec
 
 REVISION_LENGTH = 10
+DRAIN_ENV = "FASTROLLOUT_DRAIN_SECONDS"
+DRAIN_MARGIN_SECONDS = 2
+"""Left to the worker to log why and exit before the kubelet's SIGKILL."""
 
 
 def revision_of(spec: FastRolloutSpec) -> str:
@@ -47,8 +50,10 @@ def render_pod_template(spec: FastRolloutSpec, name: str, revision: str) -> dict
 
     Adds the three fastrollout.io labels, sets terminationGracePeriodSeconds to the drain bound, and
     gives every entry of `containers` without a preStop of its own a native sleep preStop (Kubernetes
-    1.30+), so endpoints stop routing before SIGTERM. Init and ephemeral containers are left alone: they
-    do not serve requests. The input is deep-copied, never mutated.
+    1.30+), so endpoints stop routing before SIGTERM. Every such entry also gets `FASTROLLOUT_DRAIN_SECONDS`,
+    the time it has after SIGTERM (see `drain_seconds`), unless its `env` already names it. Init and
+    ephemeral containers are left alone: they do not serve requests. The input is deep-copied, never
+    mutated. The revision hashes the spec, not this rendering, so what is added here never rolls a fleet.
     """
     template: dict[str, Any] = copy.deepcopy(spec.template)
     metadata = template.get("metadata") or {}
@@ -61,11 +66,28 @@ def render_pod_template(spec: FastRolloutSpec, name: str, revision: str) -> dict
     }
     pod_spec = template.get("spec") or {}
     template["spec"] = pod_spec
-    pod_spec["terminationGracePeriodSeconds"] = spec.termination_grace_period_seconds()
+    grace = spec.termination_grace_period_seconds()
+    pod_spec["terminationGracePeriodSeconds"] = grace
     sleep = spec.drain.pre_stop_sleep_seconds
-    if sleep > 0:
-        for container in pod_spec.get("containers") or []:
-            lifecycle = container.get("lifecycle") or {}
-            if not lifecycle.get("preStop"):
-                container["lifecycle"] = {**lifecycle, "preStop": {"sleep": {"seconds": sleep}}}
+    for container in pod_spec.get("containers") or []:
+        lifecycle = container.get("lifecycle") or {}
+        injected = 0
+        if sleep > 0 and not lifecycle.get("preStop"):
+            container["lifecycle"] = {**lifecycle, "preStop": {"sleep": {"seconds": sleep}}}
+            injected = sleep
+        env = container.get("env") or []
+        if not any(isinstance(var, dict) and var.get("name") == DRAIN_ENV for var in env):
+            container["env"] = [*env, {"name": DRAIN_ENV, "value": str(drain_seconds(grace, injected))}]
     return template
+
+
+def drain_seconds(grace: int, pre_stop_sleep: int) -> int:
+    """Seconds a worker has after SIGTERM: the grace period less the preStop sleep and a margin.
+
+    The grace period counts from deletion, preStop included, and the kubelet kills at its end. A
+    container with a preStop of its own (length unknown here) gets `pre_stop_sleep` 0: grace less margin.
+        grace 600, injected preStop 5:  600 - 5 - 2 = 593
+        grace 30, own preStop:          30 - 0 - 2  = 28
+        grace 3, injected preStop 2:    3 - 2 - 2   = -1  ->  1 (the floor)
+    """
+    return max(1, grace - pre_stop_sleep - DRAIN_MARGIN_SECONDS)
