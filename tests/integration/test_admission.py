@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from rollout_helpers import LABEL_NAME, Fleet, fleet_manifest, is_ready, revision
 
 if TYPE_CHECKING:
     from conftest import Testbed
@@ -224,6 +230,23 @@ def test_name_of_63_characters_is_accepted(testbed: Testbed, crd: None, namespac
     assert testbed.kubectl("get", f"fr/{name}", "-n", namespace, "-o", "name").stdout.strip() == (
         f"fastrollout.fastrollout.io/{name}"
     )
+
+
+def test_the_longest_name_rolls_out_with_valid_child_names(fleet: Fleet) -> None:
+    # 63 characters with dots (a DNS subdomain may have them; a label value too): the label value, the
+    # ReplicaSet name `<name>-<revision>` (74 characters) and the pod names the ReplicaSet controller
+    # generates from it (cut to 58 + 5 random) are all accepted, and the rollout completes.
+    name = ("w" * 9 + ".") * 6 + "www"
+    assert len(name) == 63
+    fleet.apply(fleet_manifest(name, replicas=3, version="v1"))
+    fleet.wait_complete("v1", timeout=60)
+    (replica_set,) = fleet.replica_sets()
+    assert replica_set["metadata"]["name"] == f"{name}-{revision(replica_set)}"
+    assert replica_set["metadata"]["labels"][LABEL_NAME] == name
+    pods = fleet.pods()
+    assert len(pods) == 3
+    assert all(is_ready(pod) and pod["metadata"]["labels"][LABEL_NAME] == name for pod in pods)
+    assert all(len(pod["metadata"]["name"]) <= 63 for pod in pods)
 
 
 @pytest.mark.parametrize("expressions", MATCHING_EXPRESSIONS)
