@@ -13,6 +13,8 @@ import asyncio
 import functools
 import json
 import logging
+import os
+import signal
 import socket
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -61,6 +63,7 @@ DELETE_COLLECTION_SECONDS = 300.0
 # finish them sooner.
 DELETE_COLLECTION_WORKERS = 4
 _collection_deletes = ThreadPoolExecutor(DELETE_COLLECTION_WORKERS, thread_name_prefix="delete-collection")
+KILL_AFTER_ENV = "FASTROLLOUT_TEST_KILL_AFTER"
 EVENT_MESSAGE_LIMIT = 1024  # the API rejects longer event messages
 COMPONENT = "fastrollout"
 MERGE_PATCH = "application/merge-patch+json"
@@ -209,6 +212,9 @@ class Applier:
 
     def __init__(self, api: client.ApiClient) -> None:
         self._api = api
+        # Fault injection for the integration tests (never set in the chart): SIGKILL this process
+        # right after the first action of this type succeeds, e.g. DeletePods: "crash mid-cutover".
+        self._kill_after = os.environ.get(KILL_AFTER_ENV, "")
 
     def _request(
         self,
@@ -253,6 +259,9 @@ class Applier:
             executor = _collection_deletes if isinstance(action, DeletePods) else None  # None: the default
             try:
                 await loop.run_in_executor(executor, self._act, target, action)
+                if type(action).__name__ == self._kill_after:
+                    logger.warning("%s set: killing the operator after %s", KILL_AFTER_ENV, _describe(action))
+                    os.kill(os.getpid(), signal.SIGKILL)
             except ApiException as error:
                 failure = ApiFailure(
                     _describe(action), failure_reason(action), error.status or 0, api_message(error)

@@ -52,7 +52,10 @@ def _outcome(
     step = rolling.roll(fleet, spec, name)
     blocked = None if step.cut_over else service.not_behind_service(fleet, spec, name)
     if not fleet.target_is_stable:
-        failure = progress.failure(spec, fleet.target, step.cut_over, now, when, blocked=blocked)
+        refused = next((c.message for c in before.conditions if c.type == reasons.REPLICA_FAILURE), None)
+        failure = progress.failure(
+            spec, fleet.target, step.cut_over, now, when, blocked=blocked, refused=refused
+        )
         if failure is not None:
             return _failed(spec, fleet, failure, failed_now=True)
     cut_over = step.cut_over or fleet.settled

@@ -59,11 +59,14 @@ def failure(
     when: Clock,
     *,
     blocked: str | None = None,
+    refused: str | None = None,
 ) -> Failure | None:
     """Crash-looping new pods fail the rollout at once, even when enough are Ready to cut over: a
     version that crashes is not one to send all traffic to. The deadline fails it only if it is not
     ready to cut over now; a rollout that got there, however late, completes. `blocked` (why Ready
-    pods are not behind the Service) becomes the deadline's message: it is what to fix."""
+    pods are not behind the Service) becomes the deadline's message: it is what to fix; so does
+    `refused`, the API call refused on the last pass (ReplicaFailure), which a failed rollout stops
+    retrying and so stops reporting."""
     if spec.replicas == 0:
         return None
     label = target.version
@@ -77,7 +80,9 @@ def failure(
         counts = blocked or (
             f"version {label} had {target.pods.ready}/{spec.replicas} pods Ready (cutover needs {threshold})"
         )
+        cause = f"; last refused: {refused}" if refused else ""
         return Failure(
-            reasons.PROGRESS_DEADLINE_EXCEEDED, f"{counts} at its progress deadline {to_text(when.deadline)}"
+            reasons.PROGRESS_DEADLINE_EXCEEDED,
+            f"{counts} at its progress deadline {to_text(when.deadline)}{cause}",
         )
     return None
