@@ -25,6 +25,7 @@ import contextlib
 import itertools
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -38,7 +39,7 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from fastrollout.api import GROUP, PLURAL, VERSION, FastRolloutSpec, FastRolloutStatus
-from fastrollout.apply import HTTP_NOT_FOUND, REQUEST_SECONDS, Applier, Target
+from fastrollout.apply import DELETE_COLLECTION_WORKERS, HTTP_NOT_FOUND, REQUEST_SECONDS, Applier, Target
 from fastrollout.health import HealthServer
 from fastrollout.metrics import Metrics
 from fastrollout.observe import Observer
@@ -390,10 +391,12 @@ async def fastrollout_event(
 
 
 def make_runtime(options: Options) -> Runtime:
-    # Each child watch holds a connection for its lifetime; apply's worker threads need theirs too.
+    # Each child watch holds a connection for its lifetime; every thread that calls the API needs one
+    # too: asyncio's default executor (min(32, cpus + 4) threads) and apply's collection deletes.
     watches = 4 * max(len(options.namespaces), 1)  # pods, ReplicaSets, EndpointSlices, Services
+    callers = min(32, (os.cpu_count() or 1) + 4) + DELETE_COLLECTION_WORKERS
     configuration = options.configuration
-    configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize, watches + 8)
+    configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize, watches + callers)
     api = client.ApiClient(configuration)
     reconcilers: dict[Key, Reconciler] = {}
 
