@@ -143,13 +143,13 @@ def test_pod_template_version_label_and_no_prestop_when_sleep_is_zero() -> None:
             {
                 "matchLabels": {"app": "w"},
                 "matchExpressions": [
-                    {"key": "zone", "operator": "In", "values": ["b", "a"]},
+                    {"key": "tier", "operator": "In", "values": ["c", "b"]},
                     {"key": "env", "operator": "NotIn", "values": ["dev"]},
-                    {"key": "tier", "operator": "Exists"},
+                    {"key": "app", "operator": "Exists"},
                     {"key": "canary", "operator": "DoesNotExist"},
                 ],
             },
-            "app=w,!canary,env notin (dev),tier,zone in (a,b)",
+            "app=w,app,!canary,env notin (dev),tier in (b,c)",
             id="expressions",
         ),
     ],
