@@ -281,3 +281,148 @@ def test_crash_on_start_exits_1(spawn: Callable[..., Worker]) -> None:
     assert worker.wait_exit(10) == 1
     assert not any(LISTENING.search(line) for line in worker.log)
     assert any("WORKER_CRASH_ON_START" in line for line in worker.log)
+
+
+class Trickle(threading.Thread):
+    """Sends ``data`` one byte every ``every`` seconds; notes when the worker answers or closes."""
+
+    def __init__(self, port: int, data: bytes, every: float = 0.1) -> None:
+        super().__init__(daemon=True)
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.data, self.every = data, every
+        self.started = time.monotonic()
+        self.cut_after: float | None = None
+        self.answer = b""
+        self.start()
+
+    def run(self) -> None:
+        self.sock.setblocking(False)
+        try:
+            for i in range(len(self.data)):
+                try:
+                    if chunk := self.sock.recv(4096):
+                        self.answer += chunk
+                    break  # an answer, or the worker closed
+                except BlockingIOError:
+                    pass
+                self.sock.send(self.data[i : i + 1])
+                time.sleep(self.every)
+        except OSError:
+            pass
+        finally:
+            self.cut_after = time.monotonic() - self.started
+            self.sock.close()
+
+
+SLOW = {
+    "headers": b"GET / HTTP/1.1\r\nHost: w\r\nX-Slow: " + b"a" * 1000,
+    "body": b"POST / HTTP/1.1\r\nHost: w\r\nContent-Length: 1000\r\n\r\n" + b"a" * 1000,
+}
+
+
+@pytest.mark.parametrize("phase", SLOW)
+def test_trickling_client_is_cut_off_and_frees_the_slot(spawn: Callable[..., Worker], phase: str) -> None:
+    """One byte per 100 ms never trips a per-read timeout; the whole-request deadlines cut it anyway."""
+    worker = spawn(WORKER_HEADER_TIMEOUT_SECONDS="1", WORKER_BODY_TIMEOUT_SECONDS="1").wait_listening()
+    slow = Trickle(worker.port, SLOW[phase])
+    wait_for(
+        lambda: worker.in_flight() == 1 or "node" in worker.proc.args[0], 5, "the slow client to be served"
+    )
+    asked = time.monotonic()
+    status, _ = get(worker.port, "/")
+    waited = time.monotonic() - asked
+    slow.join(10)
+    bound = 1.0 if phase == "headers" else 2.0  # header deadline, or header + body deadlines
+    assert status == 200
+    assert waited < bound + 1.0, f"a request behind the slow client waited {waited:.1f}s"
+    assert slow.cut_after is not None
+    assert slow.cut_after < bound + 1.5, f"the slow client was cut after {slow.cut_after:.1f}s"
+    assert slow.answer == b"" or slow.answer.startswith(b"HTTP/1.1 408 "), slow.answer[:60]
+    assert worker.proc.poll() is None
+
+
+def test_sigterm_with_a_slow_client_still_finishes_in_flight_and_exits_0(
+    spawn: Callable[..., Worker],
+) -> None:
+    worker = spawn(WORKER_HEADER_TIMEOUT_SECONDS="1").wait_listening()
+    busy = Call(worker.port, "/?sleep=1")
+    wait_for(lambda: worker.in_flight() == 1, 5, "the request to be in flight")
+    slow = Trickle(worker.port, SLOW["headers"])  # queued (Python) or being read (Node)
+    worker.proc.send_signal(signal.SIGTERM)
+    busy.join(10)
+    assert (busy.status, busy.error) == (200, None)
+    assert worker.wait_exit(5) == 0
+    slow.join(5)
+    assert slow.cut_after is not None
+
+
+def test_fastrollout_drain_seconds_sets_the_deadline_and_worker_variable_wins(
+    spawn: Callable[..., Worker],
+) -> None:
+    worker = spawn(FASTROLLOUT_DRAIN_SECONDS="0.5").wait_listening()
+    stuck = Call(worker.port, "/?sleep=30")
+    wait_for(lambda: worker.in_flight() == 1, 5, "the request to be in flight")
+    signalled = time.monotonic()
+    worker.proc.send_signal(signal.SIGTERM)
+    assert worker.wait_exit(5) == EXIT_DEADLINE
+    assert time.monotonic() - signalled < 3
+    stuck.join(5)
+    explicit = spawn(FASTROLLOUT_DRAIN_SECONDS="0.5", WORKER_DRAIN_DEADLINE_SECONDS="30").wait_listening()
+    slow = Call(explicit.port, "/?sleep=1.5")
+    wait_for(lambda: explicit.in_flight() == 1, 5, "the request to be in flight")
+    explicit.proc.send_signal(signal.SIGTERM)
+    slow.join(10)
+    assert (slow.status, slow.error) == (200, None), (
+        "WORKER_DRAIN_DEADLINE_SECONDS wins over the injected value"
+    )
+    assert explicit.wait_exit(5) == 0
+
+
+def test_help_prints_usage_and_exits_0(spawn: Callable[..., Worker], request: pytest.FixtureRequest) -> None:
+    command = COMMANDS[request.node.callspec.params["spawn"]]
+    done = subprocess.run([*command, "--help"], capture_output=True, text=True, timeout=10, check=False)
+    assert done.returncode == 0
+    assert "usage" in done.stdout.lower()
+
+
+def test_accept_errors_back_off_and_serving_goes_on() -> None:
+    """EMFILE: with 40 descriptors, lingering answered connections use them up; accept must wait, not die."""
+    limited = (
+        "import resource, runpy; resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40)); "
+        "runpy.run_module('fastrollout.worker', run_name='__main__', alter_sys=True)"
+    )
+    worker = Worker([sys.executable, "-c", limited]).wait_listening()
+    try:
+        clients = [send(worker.port, "/") for _ in range(60)]  # none closes until all are answered
+        wait_for(lambda: any("accept failed" in line for line in worker.log), 5, "accept to fail with EMFILE")
+        responses = [conn.getresponse() for conn in clients]  # kept, so their sockets stay open
+        assert [response.status for response in responses] == [200] * 60
+        assert worker.proc.poll() is None
+        for conn in clients:
+            conn.close()
+        assert get(worker.port, "/")[0] == 200
+    finally:
+        worker.proc.kill()
+        worker.proc.wait(5)
+
+
+def test_admin_connections_are_bounded_and_idle_ones_cut(spawn: Callable[..., Worker]) -> None:
+    """40 idle admin connections: at most 32 threads serve them, each is cut after 2 s, then probes pass."""
+    worker = spawn().wait_listening()
+    idle = [socket.create_connection(("127.0.0.1", worker.metrics_port)) for _ in range(40)]
+    try:
+        asked = time.monotonic()
+        if "node" not in worker.proc.args[0]:
+            wait_for(lambda: worker_threads(worker) >= 32, 5, "the admin port to take 32 idle connections")
+            time.sleep(0.2)
+            assert worker_threads(worker) <= 40, "no thread per connection beyond the bound"
+        assert get(worker.metrics_port, "/readyz", timeout=10)[0] == 200
+        assert time.monotonic() - asked < 4, "a probe waits at most for one round of 2 s header deadlines"
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+def worker_threads(worker: Worker) -> int:
+    status = Path(f"/proc/{worker.proc.pid}/status").read_text()
+    return int(re.search(r"Threads:\s+(\d+)", status)[1])

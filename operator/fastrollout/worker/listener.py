@@ -33,7 +33,7 @@ BACKLOG = 1024
 """Queue depth (the kernel caps it at net.core.somaxconn). Beyond it, SYNs are dropped and clients
 retransmit: slower, still not failed."""
 
-MAX_CONCURRENT = 8
+MAX_CONCURRENT = 32
 """Connections served at once by a concurrent listener (the admin port: probes and scrapes). More wait
 in the accept queue, as on the worker port; each is bounded by its own deadlines, so the wait is too."""
 BACKOFF_FIRST, BACKOFF_MAX = 0.01, 1.0

@@ -38,7 +38,7 @@ __all__ = ["EXIT_DEADLINE", "serve"]
 
 log = logging.getLogger(__name__)
 
-PROBE_LIMITS = Limits(header_seconds=5.0, body_seconds=5.0, max_body=64 * 1024)
+PROBE_LIMITS = Limits(header_seconds=2.0, body_seconds=2.0, max_body=64 * 1024)
 """Probes and scrapes send their request at once; a client that does not is dropped quickly."""
 
 
