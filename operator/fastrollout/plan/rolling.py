@@ -35,8 +35,11 @@ def roll(fleet: Fleet, spec: FastRolloutSpec, name: str) -> Step:
     target = fleet.target
     stable = fleet.old_stable
     # Superseded in-flight revisions go at once when the stable one alone carries the full load;
-    # otherwise they are old capacity like the stable one, cut over with it.
-    removed = fleet.superseded if stable is not None and stable.pods.capacity >= replicas else ()
+    # otherwise they are old capacity like the stable one, cut over with it. One that carries no load
+    # (no Ready pod behind the Service) goes at once too: kept, it would wait for a cutover that may
+    # never come (back on the stable template while the Service selects none of its pods).
+    full = stable is not None and stable.pods.capacity >= replicas
+    removed = tuple(r for r in fleet.superseded if full or r.pods.capacity == 0)
     removed_revisions = {r.revision for r in removed}
     capacity = [r for r in fleet.others if r.active and r.revision not in removed_revisions]
     sizes = _old_sizes(capacity, stable, replicas, surge, target.pods.capacity)
