@@ -38,12 +38,18 @@ class Pod:
     terminating_for: int | None = None
     crashing: bool = False
     scheduled: bool = False
+    crash_at: int | None = None  # age at which a Ready pod starts crash-looping; None: never
 
     @property
     def ready(self) -> bool:
         return (
             self.terminating_for is None and not self.crashing and self.scheduled and self.age >= START_TICKS
         )
+
+    def grow(self) -> None:
+        self.age += self.scheduled
+        if self.crash_at is not None and self.age >= self.crash_at:
+            self.crashing = True
 
 
 @dataclass
@@ -93,7 +99,7 @@ class FakeCluster:
             ):
                 pod.scheduled = True
         for pod in self.pods:
-            pod.age += pod.scheduled
+            pod.grow()
             if pod.terminating_for is not None:
                 pod.terminating_for += 1
         self.pods = [p for p in self.pods if p.terminating_for is None or p.terminating_for < DRAIN_TICKS]
@@ -264,3 +270,28 @@ def test_crash_looping_version_rolls_back_and_keeps_capacity() -> None:
     assert plan.status.phase is Phase.ROLLED_BACK
     assert plan.actions == ()
     assert not driver.cluster.live(revision_of(bad))
+
+
+def test_some_new_pods_ready_then_one_crash_loops_rolls_back_without_capacity_loss() -> None:
+    """Crash-from-birth hides capacity loss (nothing new is ever Ready). Here waves shrink the stable
+    version while new pods turn Ready; then one Ready new pod crash-loops: the rollback must keep
+    Ready pods >= replicas until the stable version serves alone again."""
+    driver = Driver(FakeCluster(), make_spec("w:1", 10, 3))
+    driver.run_until(Phase.COMPLETE, check=False)
+    bad = make_spec("w:bad", 10, 3)
+    driver.spec = bad
+    target = revision_of(bad)
+    for _ in range(6):  # the first waves: some new pods Ready, the stable one already shrunk
+        driver.step()
+        assert driver.cluster.ready_capacity() >= 10
+    ready_new = [p for p in driver.cluster.live(target) if p.ready]
+    assert ready_new, "no new pod Ready yet: the case would not test the rollback of Ready pods"
+    assert len(driver.cluster.live(revision_of(make_spec("w:1", 10, 3)))) < 10, "the stable one shrank"
+    ready_new[0].crash_at = ready_new[0].age + 1  # one Ready pod crash-loops from the next tick
+    driver.run_until(Phase.ROLLED_BACK, drained=False)
+    for _ in range(20):
+        plan = driver.step()
+        assert driver.cluster.ready_capacity() >= 10
+    assert plan.status.phase is Phase.ROLLED_BACK
+    assert plan.actions == ()
+    assert not driver.cluster.live(target)
