@@ -51,7 +51,7 @@ async function handle(target) {
   const seconds = Number(query.get('sleep') ?? '0');
   if (!(seconds >= 0 && seconds <= 3600)) return json(400, { error: 'sleep must be 0..3600' });
   const started = Date.now() / 1000;
-  await sleep(seconds * 1000);
+  if (seconds > 0) await sleep(seconds * 1000); // a 0 ms timer still costs a turn of at least 1 ms
   return json(200, { version: VERSION, pod: POD, sleep: seconds, started, finished: Date.now() / 1000 });
 }
 
@@ -89,7 +89,7 @@ function serveNext() {
     });
 }
 
-// Malformed and slow clients (docs/worker-contract.md, rule 10). Node's parser (llhttp) answers a
+// Malformed and slow clients (docs/worker-contract.md, rule 8). Node's parser (llhttp) answers a
 // malformed request 400 (431 for oversized headers) and closes; headersTimeout and requestTimeout
 // answer 408 and close a client that has not sent its headers, or its whole request, in time. Their
 // check runs every connectionsCheckingInterval, so a trickling client is cut within a second of its
