@@ -21,12 +21,10 @@ import itertools
 import re
 import socket
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import h11
-import hypothesis.configuration
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -37,8 +35,6 @@ from tests.unit.test_worker import COMMANDS, NODE_MISSING, Worker
 
 from fastrollout.worker.http11 import BadRequestError, ClientGoneError, RequestReader
 
-# Derandomized examples need no example database; keep hypothesis's files out of the work tree.
-hypothesis.configuration.set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "fastrollout-hypothesis")
 SMALL_BODY = 2048  # the in-process reader's max_body, so 413 paths are reached with small inputs
 VALID = b"GET /?sleep=0 HTTP/1.1\r\nHost: w\r\n\r\n"
 
@@ -306,6 +302,7 @@ ANSWERS = re.compile(rb"\AHTTP/1\.1 (\d{3}) ")
 )
 @given(data=inputs)
 def test_process_survives_generated_requests(live: Worker, data: bytes) -> None:
+    first_rss = FIRST_RSS.setdefault(live.proc.pid, rss_kib(live.proc.pid))
     answer = exchange(live.port, data)
     if match := ANSWERS.match(answer):
         status = int(match[1])  # a refusal (4xx, 501, 505) or the handler's answer; never 500
@@ -313,7 +310,12 @@ def test_process_survives_generated_requests(live: Worker, data: bytes) -> None:
     else:
         assert answer in (b"", b"<reset>"), f"not an HTTP/1.1 answer: {answer[:80]!r}"
     assert_healthy(live, data)
+    grown = rss_kib(live.proc.pid) - first_rss
+    assert grown < 64 * 1024, f"RSS grew {grown} KiB over the generated requests, last {data[:80]!r}"
 
+
+FIRST_RSS: dict[int, int] = {}
+"""Resident memory of each live worker before its first generated request, in KiB."""
 
 FLOODS = {
     "many-headers": b"GET / HTTP/1.1\r\nHost: w\r\n"

@@ -1,7 +1,7 @@
 """A strict reader of one HTTP/1.1 request (RFC 9112), standard library only, I/O left to the caller.
 
 The grammar is h11's (the same regular expressions for the request line, header fields and chunk
-headers, the same Content-Length and Transfer-Encoding rules), and ``tests/unit/test_worker_http11.py``
+headers, the same Content-Length and Transfer-Encoding rules), and ``tests/unit/test_worker_fuzz.py``
 holds the two to agreement on generated input: whatever h11 refuses, this refuses. It is written out
 here rather than imported because the worker library, and the worker image built from it, use the
 standard library only. Where RFC 9112 lets a server choose, this reader is stricter than h11 and
