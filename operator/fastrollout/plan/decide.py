@@ -51,10 +51,21 @@ def _outcome(
         return _failed(spec, fleet, _kept_failure(before), failed_now=False)
     step = rolling.roll(fleet, spec, name)
     blocked = None if step.cut_over else service.not_behind_service(fleet, spec, name)
-    if not fleet.target_is_stable:
+    # The deadline runs until the rollout has settled, also when the target is the stable revision
+    # with other versions still to cut over (a revert while the Service selects only the newer pods
+    # must end, Failed, not wait for ever). Crash loops fail only a target that has not cut over: a
+    # version that once took the traffic is not "failed" by a pod crashing later.
+    if not fleet.settled:
         refused = next((c.message for c in before.conditions if c.type == reasons.REPLICA_FAILURE), None)
         failure = progress.failure(
-            spec, fleet.target, step.cut_over, now, when, blocked=blocked, refused=refused
+            spec,
+            fleet.target,
+            step.cut_over,
+            now,
+            when,
+            blocked=blocked,
+            refused=refused,
+            crash_fails=not fleet.target_is_stable,
         )
         if failure is not None:
             return _failed(spec, fleet, failure, failed_now=True)
@@ -62,7 +73,7 @@ def _outcome(
     cut_over_now = step.cut_over and (
         before.stable_revision != fleet.target.revision or bool(step.old_actions)
     )
-    waiting = not cut_over and not fleet.target_is_stable
+    waiting = not cut_over and not fleet.settled
     return Outcome(
         Mode.ROLLING,
         actions=step.actions,

@@ -60,6 +60,7 @@ def failure(
     *,
     blocked: str | None = None,
     refused: str | None = None,
+    crash_fails: bool = True,
 ) -> Failure | None:
     """Crash-looping new pods fail the rollout at once, even when enough are Ready to cut over: a
     version that crashes is not one to send all traffic to. The deadline fails it only if it is not
@@ -70,7 +71,7 @@ def failure(
     if spec.replicas == 0:
         return None
     label = target.version
-    if target.pods.crashing > 0:
+    if crash_fails and target.pods.crashing > 0:
         return Failure(
             reasons.NEW_PODS_CRASHING,
             f"{target.pods.crashing} pod(s) of version {label} are crash-looping",

@@ -18,7 +18,12 @@ from fastrollout.plan.surge import OldShare, ready_threshold, shrink_old, surge_
 @dataclass(frozen=True)
 class Step:
     """target_actions create or resize the target; old_actions shrink, remove or cut over the rest.
-    cut_over: this pass cut over (or found nothing left to cut over)."""
+    cut_over: this pass cut over (or found nothing left to cut over).
+
+    Order: the target first while rolling (its pods are what the old ones wait for); the old ones
+    first at cutover, when the target no longer has to grow for them to go: a target the API refuses
+    to create (possible only at replicas 0, where the cutover needs no new pod) must not keep the
+    old pods running, since the first refused action ends the pass."""
 
     target_actions: tuple[Action, ...]
     old_actions: tuple[Action, ...]
@@ -26,6 +31,8 @@ class Step:
 
     @property
     def actions(self) -> tuple[Action, ...]:
+        if self.cut_over:
+            return self.old_actions + self.target_actions
         return self.target_actions + self.old_actions
 
 
@@ -35,11 +42,11 @@ def roll(fleet: Fleet, spec: FastRolloutSpec, name: str) -> Step:
     target = fleet.target
     stable = fleet.old_stable
     # Superseded in-flight revisions go at once when the stable one alone carries the full load;
-    # otherwise they are old capacity like the stable one, cut over with it. One that carries no load
-    # (no Ready pod behind the Service) goes at once too: kept, it would wait for a cutover that may
-    # never come (back on the stable template while the Service selects none of its pods).
+    # otherwise they are old capacity like the stable one, cut over with it. One without a Ready pod
+    # goes at once too: it carries nothing, and kept it would wait for a cutover that may never come.
+    # (Ready but not behind the Service is kept: its endpoints may only lag, and Ready pods count.)
     full = stable is not None and stable.pods.capacity >= replicas
-    removed = tuple(r for r in fleet.superseded if full or r.pods.capacity == 0)
+    removed = tuple(r for r in fleet.superseded if full or r.pods.ready == 0)
     removed_revisions = {r.revision for r in removed}
     capacity = [r for r in fleet.others if r.active and r.revision not in removed_revisions]
     sizes = _old_sizes(capacity, stable, replicas, surge, target.pods.capacity)
@@ -89,6 +96,11 @@ def _old_sizes(
 
 
 def _size_target(target: RevisionState, spec: FastRolloutSpec, name: str, size: int) -> tuple[Action, ...]:
+    """Create the target's ReplicaSet at `size`, or scale it there. No ReplicaSet is made at size 0 (a
+    first wave with no room yet, or replicas 0): it would hold nothing but a name, and a template the
+    API refuses would be refused for nothing, on every pass of a rollout that needs no new pod."""
+    if target.replica_set is None and size == 0:
+        return ()
     if target.replica_set is None:
         version = target.version
         return (

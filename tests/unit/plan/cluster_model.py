@@ -662,15 +662,19 @@ class World:
         stable = self.cut_over_to
         # A cutover step: the plan makes the target stable and this action takes every pod of another
         # revision (DeletePods, or a scale to 0). It may go down to minReadyPercent of replicas.
-        cutting = (
+        taking = (
             isinstance(action, DeletePods | ScaleReplicaSet)
             and (isinstance(action, DeletePods) or action.replicas == 0)
             and plan.status.stable_revision == target
             and plan.status.phase not in (Phase.FAILED, Phase.ROLLED_BACK)
-            and bool(removed - {target})
         )
-        # ... and the cutover away from the version the model last saw cut over to
-        cutover = cutting and stable is not None and stable != target and stable in removed
+        cutting = taking and bool(removed - {target})
+        # ... and the cutover away from the version the model last saw cut over to: judged by the
+        # revision the action takes, not by serving pods it removed (a Service that selects none of
+        # the old pods makes a cutover that removes no serving pod, and it is a cutover all the same).
+        cutover = (
+            taking and stable is not None and stable != target and _revision_taken(action, cluster) == stable
+        )
         excused = sum(1 for uid in view - before if uid in pods and not pods[uid].terminating)
         if self.view_stale:
             # A stale snapshot also predates pods that became Ready since: the planner counted them
@@ -685,7 +689,7 @@ class World:
                 f"{short(action)} took serving pods from {len(before)} to {len(after)} "
                 f"(replicas {replicas}, floor {floor}, excused {excused})",
             )
-        if cutover:
+        if cutover and stable is not None:
             self._traffic(target, view, pods)
             self.note(f"t={self.ticks}   cutover {stable[:6]} -> {target[:6]}")
             self.cut_over_to = target
@@ -751,3 +755,13 @@ def short(action: Action) -> str:
             return f"delete-pods {action.revision[:6]}"
         case DeleteReplicaSet():
             return f"delete-rs {action.name.removeprefix(NAME + '-')[:6]}"
+
+
+def _revision_taken(action: Action, cluster: Cluster) -> str | None:
+    """The revision whose pods a DeletePods or scale-to-0 takes."""
+    if isinstance(action, DeletePods):
+        return action.revision
+    if isinstance(action, ScaleReplicaSet):
+        rs = cluster.replica_sets.get(action.name)
+        return rs.revision if rs is not None else None
+    return None

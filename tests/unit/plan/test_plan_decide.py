@@ -384,7 +384,7 @@ CASES = [
         spec=spec(surge=3),
         status={**IN_FLIGHT, "revision": "a1", "version": "v-a1"},
         observed=flat(fleet("s1", 7), fleet("a1", 6, ready=3)),
-        actions=("create T 0", "scale a1 3"),  # a1 loses its 3 unready pods, no capacity
+        actions=("scale a1 3",),  # a1 loses its 3 unready pods, no capacity; T has no room yet
         events=("NewVersion", "Superseded"),
     ),
     Case(
@@ -416,7 +416,7 @@ CASES = [
         actions=("scale a1 6",),
         expect={"phase": Phase.PROGRESSING, "stable_revision": "T"},
         events=("NewVersion", "Superseded"),
-        requeue=None,
+        requeue=600.0,  # the deadline runs until nothing else is left to cut over
     ),
     # --- progress deadline and crashes ---------------------------------------------------------
     Case(
@@ -664,7 +664,7 @@ CASES = [
         spec=spec(replicas=0),
         status=STABLE_S1,
         observed=fleet("s1", 10),
-        actions=("create T 0", "scale s1 0", "delete-pods s1"),
+        actions=("scale s1 0", "delete-pods s1"),
         expect={"stable_revision": "T"},
         conditions={"Available": "True"},
     ),

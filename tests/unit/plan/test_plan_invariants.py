@@ -265,13 +265,6 @@ class RolloutMachine(RuleBasedStateMachine):
 
     # --- liveness ---
 
-    def _known_stall(self) -> bool:
-        """Found here, not fixed yet (test_plan_regressions.py, strict xfail): replicas 0 with a template
-        the API refuses stays Progressing for ever (ReplicaFailure says why, so it is not silent)."""
-        world = self.world
-        behavior = world.cluster.behaviors[world.user.image]
-        return world.user.replicas == 0 and (behavior.refused or behavior.collides)
-
     def teardown(self) -> None:
         world = getattr(self, "world", None)
         if world is None:
@@ -280,7 +273,7 @@ class RolloutMachine(RuleBasedStateMachine):
             world.edit(paused=False)
         deadline_ticks = int(world.user.deadline / TICK.total_seconds())
         bound = 2 * deadline_ticks + 60
-        if not self._settle(limit=bound) and not self._known_stall():
+        if not self._settle(limit=bound):
             raise AssertionError(
                 f"liveness: no Complete/Failed/RolledBack within {bound} clean passes: phase "
                 f"{world.status.phase}, {world.status.message}\n  last steps:\n    {world.trace_text()}"

@@ -8,15 +8,12 @@ failure (XPASS) the day the planner is fixed, and then loses its mark.
 import sys
 from pathlib import Path
 
-import pytest
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 from tests.unit.plan.cluster_model import Behavior, PassFaults
 from tests.unit.plan.test_plan_invariants import RolloutMachine
 
 from fastrollout.api import Phase
-from fastrollout.plan import revision_of
 
 
 def machine(**start: object) -> RolloutMachine:
@@ -40,12 +37,12 @@ def machine(**start: object) -> RolloutMachine:
     return state
 
 
-def test_back_to_stable_while_service_selects_no_pod_removes_the_superseded_version() -> None:
+def test_back_to_stable_while_service_selects_no_pod_ends_failed_and_keeps_ready_pods() -> None:
     """Liveness. The Service selects none of the pods (tier=b), v2 starts (Ready, not behind it), the
-    user goes back to v1's template. v1 is the stable revision and the target, so no deadline runs;
-    the planner kept v2's pods as "old capacity" until a cutover that could never come (v1 is not
-    behind the Service either): Progressing for ever, v2's pods never removed. Fixed in rolling.roll:
-    a superseded revision that carries no load (capacity 0) goes at once."""
+    user goes back to v1's template. v1 is the stable revision and the target, so no deadline ran, and
+    the planner kept v2's Ready pods as old capacity for a cutover that could never come: Progressing
+    for ever. Now the deadline runs until the rollout has settled: Failed, naming the Service, with
+    every Ready pod kept (removing v2's would lower Ready pods, which the capacity invariant counts)."""
     state = machine(service=True)
     state.service_selector(selector=(("app", "w"), ("tier", "b")))
     state.new_version(behavior=Behavior(start=1))
@@ -53,8 +50,23 @@ def test_back_to_stable_while_service_selects_no_pod_removes_the_superseded_vers
     state.back_to_an_earlier_template(back=1)
     state.teardown()
     world = state.world
-    assert world.status.phase is Phase.COMPLETE
-    assert {p.revision for p in world.cluster.pods} == {revision_of(world.spec)}
+    assert world.status.phase is Phase.FAILED
+    assert "does not select" in (world.status.message or ""), world.status.message
+    assert len({p.revision for p in world.cluster.pods}) == 2
+
+
+def test_revert_and_scale_up_keep_the_superseded_ready_pods_until_the_stable_serves() -> None:
+    """Capacity. v2's pod is Ready but its endpoint lags (not behind the Service yet) when the user goes
+    back to v1 and scales to 2 in one step. Removing "superseded revisions that carry no load" took
+    the Ready v2 pod (Ready pods 2 -> 1, replicas 2). A superseded revision now goes at once only when
+    it has no Ready pod, or the stable one carries the full load."""
+    state = machine(service=True, endpoint_lag=2)
+    state.new_version(behavior=Behavior(start=1))
+    state.passes(faults=[PassFaults()])
+    state.back_to_an_earlier_template(back=1)
+    state.scale(replicas=2)
+    state.teardown()
+    assert state.world.status.phase is Phase.COMPLETE
 
 
 def test_back_to_stable_after_a_never_ready_version_while_service_selects_no_pod() -> None:
@@ -68,23 +80,14 @@ def test_back_to_stable_after_a_never_ready_version_while_service_selects_no_pod
     assert state.world.status.phase is Phase.COMPLETE
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "planner: replicas 0 with a refused template never finishes. threshold 0 makes the first pass "
-        "'cut over' (status: stable = the new revision) with actions [create T 0, scale s1 0, delete-pods "
-        "s1]; the create is refused (422) and stops the pass, so the old pods are never removed; "
-        "progress.failure returns None for replicas 0 and the deadline skips a cut-over target: "
-        "Progressing (WaitingForTrafficStop) for ever. Fix: at cutover, run the old revisions' removal "
-        "before the target's create when the target has no ReplicaSet yet (only possible at replicas "
-        "0), or keep the deadline for a target whose ReplicaSet does not exist."
-    ),
-)
 def test_scale_to_zero_with_a_refused_template_finishes() -> None:
+    """replicas 0 makes the first pass cut over (threshold 0) with [create T 0, scale s1 0,
+    delete-pods s1]; the create was refused first and ended the pass, so the old pods never went and
+    no deadline ran for a cut-over target. Now no ReplicaSet is created at size 0, and at cutover the
+    old revisions' removal runs before the target's actions (plan/rolling.py)."""
     state = machine()
     state.new_version(behavior=Behavior(refused=True))
     state.scale(replicas=0)
-    state._known_stall = lambda: False  # type: ignore[method-assign]  # the liveness check, unexcused
     state.teardown()
 
 
