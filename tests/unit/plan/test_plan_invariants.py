@@ -33,6 +33,7 @@ import os
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from hypothesis import HealthCheck, Phase, note, seed, settings
 from hypothesis import strategies as st
@@ -58,38 +59,23 @@ from fastrollout.plan import revision_of
 from fastrollout.plan.surge import surge_count
 
 PROFILE = os.environ.get("FASTROLLOUT_FUZZ", "ci")
+# Shared by every profile: no deadline (a scenario is many passes), no example database (CI starts
+# clean), the blob to reproduce a failure, and the health checks a stateful model trips by design.
+COMMON: dict[str, Any] = {
+    "deadline": None,
+    "database": None,
+    "print_blob": True,
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.filter_too_much],
+}
+# No explain phase in the seeded profiles: it reruns every failing example and only adds comments.
+SEEDED = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink]
 settings.register_profile(
-    "ci",
-    max_examples=3000,
-    stateful_step_count=25,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
+    "ci", max_examples=3000, stateful_step_count=25, derandomize=True, phases=SEEDED, **COMMON
 )
 settings.register_profile(
-    "dev",
-    max_examples=150,
-    stateful_step_count=25,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
+    "dev", max_examples=150, stateful_step_count=25, derandomize=True, phases=SEEDED, **COMMON
 )
-settings.register_profile(
-    "long",
-    max_examples=20_000,
-    stateful_step_count=60,
-    deadline=None,
-    derandomize=False,
-    database=None,
-    print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
+settings.register_profile("long", max_examples=20_000, stateful_step_count=60, derandomize=False, **COMMON)
 
 GOOD = Behavior(start=2)
 BEHAVIORS = st.one_of(
