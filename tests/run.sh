@@ -25,6 +25,36 @@ lint-imports
 step "CRD drift: crds/ is what the models render"
 python -m fastrollout crd --check crds/fastrollout.io_fastrollouts.yaml
 
+# The linter comes from Debian (package shellcheck), installed here the way up.sh installs the bed's
+# packages, so a fresh CI machine runs this step. Only where there is no apt-get (or it fails) is it
+# skipped, loudly, here and again at the end; FASTROLLOUT_REQUIRE_SHELLCHECK=1 (.ci/run sets it) makes
+# that a failure instead.
+step "shellcheck: every shell script in the repository"
+shellcheck_skipped=false
+if ! command -v shellcheck >/dev/null && command -v apt-get >/dev/null; then
+  sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  echo "installing shellcheck (apt, first time only)"
+  { DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends shellcheck \
+    || { "${sudo[@]}" apt-get update -qq \
+      && DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends shellcheck; }
+  } >/dev/null || true
+fi
+if command -v shellcheck >/dev/null; then
+  # Tracked files (git ls-files), so nothing a virtualenv or a cache put in the tree is checked.
+  mapfile -t scripts < <(git ls-files -- '*.sh' .ci/run)
+  [ ${#scripts[@]} -gt 0 ] || { echo "no shell scripts found: is this a git checkout?" >&2; exit 1; }
+  shellcheck -x "${scripts[@]}"
+  echo "${#scripts[@]} scripts clean"
+elif [ "${FASTROLLOUT_REQUIRE_SHELLCHECK:-0}" = 1 ]; then
+  echo "shellcheck is not installed and could not be installed (no apt-get, or it failed)" >&2
+  exit 1
+else
+  shellcheck_skipped=true
+  printf '\n!!! WARNING: shellcheck is not installed and there is no working apt-get: the shell scripts\n'
+  printf '!!! were NOT CHECKED. Install shellcheck (https://www.shellcheck.net) and rerun.\n'
+fi
+
 # The chart tests that render with helm (tests/unit/test_chart.py) use the test bed's own helm: required,
 # never skipped, once tests/cluster/build.sh has built it; on a cold cache they run after the bed is up.
 helm_bin="$(. tests/cluster/versions.sh && printf %s "$BIN_DIR")/helm"
@@ -43,9 +73,13 @@ python -m pytest tests/unit/plan/test_plan_invariants.py -q -p no:cacheprovider
 
 if $helm_later; then
   printf '\n!!! WARNING: %s is not built yet: the helm chart tests above were SKIPPED (unless\n' "$helm_bin"
+  # shellcheck disable=SC2016 # a literal $HELM: the variable's name, for the reader
   printf '!!! $HELM or another cached or installed helm was found).\n'
   if $unit_only; then printf '!!! They run in a full tests/run.sh (or build helm: tests/cluster/build.sh).\n'
   else printf '!!! They run once the test bed is up.\n'; fi
+fi
+if $shellcheck_skipped; then
+  printf '\n!!! WARNING: shellcheck was not installed: the shell scripts were NOT CHECKED (see above).\n'
 fi
 $unit_only && exit 0
 

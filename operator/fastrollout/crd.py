@@ -16,15 +16,62 @@ from fastrollout.api.status import FastRolloutStatus
 JsonSchema = dict[str, Any]
 
 PRINTER_COLUMNS = [
-    {"name": "Version", "type": "string", "jsonPath": ".status.version"},
-    {"name": "Desired", "type": "integer", "jsonPath": ".spec.replicas"},
-    {"name": "Ready", "type": "integer", "jsonPath": ".status.readyReplicas"},
-    {"name": "Updated", "type": "integer", "jsonPath": ".status.updatedReplicas"},
-    {"name": "Old-Serving", "type": "integer", "jsonPath": ".status.oldServingReplicas"},
-    {"name": "Draining", "type": "integer", "jsonPath": ".status.drainingReplicas"},
-    {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
-    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    {
+        "name": "Version",
+        "type": "string",
+        "jsonPath": ".status.version",
+        "description": "The target version.",
+    },
+    {"name": "Desired", "type": "integer", "jsonPath": ".spec.replicas", "description": "Desired pods."},
+    {
+        "name": "Ready",
+        "type": "integer",
+        "jsonPath": ".status.readyReplicas",
+        "description": "Ready non-terminating pods of all versions.",
+    },
+    {
+        "name": "Updated",
+        "type": "integer",
+        "jsonPath": ".status.updatedReplicas",
+        "description": "Non-terminating pods of the target version.",
+    },
+    {
+        "name": "Old-Serving",
+        "type": "integer",
+        "jsonPath": ".status.oldServingReplicas",
+        "description": "Pods of other versions still able to receive new traffic.",
+    },
+    {
+        "name": "Draining",
+        "type": "integer",
+        "jsonPath": ".status.drainingReplicas",
+        "description": "Terminating pods (any version) still running.",
+    },
+    {
+        "name": "Phase",
+        "type": "string",
+        "jsonPath": ".status.phase",
+        "description": "Pending, Progressing, Paused, Complete, Failed or RolledBack.",
+    },
+    {
+        "name": "Age",
+        "type": "date",
+        "jsonPath": ".metadata.creationTimestamp",
+        "description": "Time since the FastRollout was created.",
+    },
 ]
+
+
+API_VERSION_DESCRIPTION = (
+    "APIVersion defines the versioned schema of this representation of an object. Servers should convert "
+    "recognized schemas to the latest internal value, and may reject unrecognized values. More info: "
+    "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources"
+)
+KIND_DESCRIPTION = (
+    "Kind is a string value representing the REST resource this object represents. Servers may infer this "
+    "from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: "
+    "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds"
+)
 
 
 def structural(node: Any, defs: dict[str, JsonSchema]) -> Any:
@@ -78,10 +125,13 @@ def openapi_schema() -> JsonSchema:
     return {
         "type": "object",
         "required": ["spec"],
+        "description": "A fleet of pods rolled out in bulk: complete once old pods stop receiving new traffic.",
         "properties": {
-            "apiVersion": {"type": "string"},
-            "kind": {"type": "string"},
-            # Declared so the root rule's fieldPath can name metadata.name (the only fields allowed here).
+            # The standard texts of every Kubernetes type (apimachinery's TypeMeta).
+            "apiVersion": {"type": "string", "description": API_VERSION_DESCRIPTION},
+            "kind": {"type": "string", "description": KIND_DESCRIPTION},
+            # Declared so the root rule's fieldPath can name metadata.name (the only fields allowed here:
+            # no description either; the API server publishes ObjectMeta's own).
             "metadata": {
                 "type": "object",
                 "properties": {"name": {"type": "string", "description": NAME_DESCRIPTION}},

@@ -56,7 +56,7 @@ import (
 	_ "k8s.io/kubernetes/cmd/kubelet"
 )
 GO
-    (cd "$src" && go mod tidy -e >/dev/null 2>"$src/tidy.log" || { cat "$src/tidy.log" >&2; exit 1; })
+    (cd "$src" || exit 1; go mod tidy -e >/dev/null 2>"$src/tidy.log" || { cat "$src/tidy.log" >&2; exit 1; })
   fi
   # Stamp versions, or kubectl and the apiserver report v0.0.0 and clients misjudge skew.
   local ldflags="-s -w"

@@ -1,6 +1,7 @@
 # Shared settings and process helpers of the test bed; sourced by up.sh and down.sh (not executable).
 # Everything a running bed owns lives under $STATE, so down.sh can find and remove all of it.
-# shellcheck shell=bash
+# Its variables are read by the scripts that source it (SC2034 cannot see them).
+# shellcheck shell=bash disable=SC2034
 
 # shellcheck source=tests/cluster/versions.sh
 . "$(dirname "${BASH_SOURCE[0]}")/versions.sh"

@@ -49,7 +49,7 @@ SERVICE_CIDR=10.96.0.0/16
 # kwok node i has InternalIP 10.127.0.(i+1) and gets pod IPs from its spec.podCIDR, 10.(128+i).0.0/16. Nothing routes these
 # (kwok pods are not real), they only have to be unique and clear of the service range and of the real
 # node's bridge (10.244.0.0/24).
-[ "$KWOK_NODES" -ge 0 ] && [ "$KWOK_NODES" -le 100 ] || die "KWOK_NODES must be 0..100 (got $KWOK_NODES)"
+{ [ "$KWOK_NODES" -ge 0 ] && [ "$KWOK_NODES" -le 100 ]; } || die "KWOK_NODES must be 0..100 (got $KWOK_NODES)"
 
 t_start=$(date +%s%N)
 elapsed() { local ms=$((($(date +%s%N) - t_start) / 1000000)); printf '%d.%01ds' $((ms / 1000)) $((ms % 1000 / 100)); }
@@ -422,7 +422,7 @@ fi
 # hostIP, which the apiserver rejects, and never start. Status is not part of `apply`, so patch it.
 for n in $(kctl get nodes -l type=kwok -o jsonpath='{range .items[?(@.metadata.name)]}{.metadata.name}={.status.addresses[?(@.type=="InternalIP")].address}{" "}{end}'); do
   name=${n%%=*} ip=${n#*=} idx=${name#kwok-node-}
-  [ -z "$ip" ] && [[ $idx =~ ^[0-9]+$ ]] || continue
+  { [ -z "$ip" ] && [[ $idx =~ ^[0-9]+$ ]]; } || continue
   log "setting InternalIP of $name"
   kctl patch node "$name" --subresource=status --type=merge \
     -p "{\"status\":{\"addresses\":[{\"type\":\"InternalIP\",\"address\":\"10.127.0.$((1 + idx))\"},{\"type\":\"Hostname\",\"address\":\"$name\"}]}}" >/dev/null

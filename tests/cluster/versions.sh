@@ -1,4 +1,6 @@
 # Pinned versions and cache paths of the test bed; sourced by every script under tests/cluster.
+# Every variable here is read by the scripts that source this file (SC2034 cannot see them).
+# shellcheck shell=bash disable=SC2034
 # Kubernetes 1.36.x: newest line that still runs on Debian's containerd 1.6 (see README, test bed).
 K8S_VERSION=${K8S_VERSION:-v1.36.3}
 KWOK_VERSION=${KWOK_VERSION:-v0.8.0}

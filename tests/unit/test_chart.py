@@ -16,6 +16,7 @@ tests when helm is already cached, otherwise right after the test bed has built 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -24,6 +25,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import jsonschema
 import pytest
@@ -137,6 +139,20 @@ def test_schema_accepts_the_defaults() -> None:
     schema = json.loads((CHART / "values.schema.json").read_text())
     jsonschema.Draft7Validator.check_schema(schema)
     jsonschema.validate(yaml.safe_load((CHART / "values.yaml").read_text()), schema)
+
+
+def test_icon_is_the_committed_svg_inlined() -> None:
+    icon = yaml.safe_load((CHART / "Chart.yaml").read_text())["icon"]
+    prefix = "data:image/svg+xml;base64,"
+    assert icon.startswith(prefix)
+    svg = CHART / "icon.svg"
+    assert base64.b64decode(icon.removeprefix(prefix)) == svg.read_bytes(), (
+        "Chart.yaml's icon differs from charts/fastrollout/icon.svg; refresh it: "
+        "echo data:image/svg+xml;base64,$(base64 -w0 charts/fastrollout/icon.svg)"
+    )
+    assert svg.stat().st_size < 2048
+    root = ElementTree.fromstring(svg.read_bytes())
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
 
 
 def test_readme_lists_every_documented_value() -> None:
@@ -389,9 +405,85 @@ def test_chart_test_pod_lists_fastrollouts_with_the_operator_identity() -> None:
         pytest.param("replicaCount=2", id="more-than-one-replica"),
         pytest.param("image.pullPolicy=Sometimes", id="bad-pull-policy"),
         pytest.param("watchNamespaces={Not_A_Namespace}", id="bad-namespace"),
+        pytest.param("networkPolicy.bogus=true", id="unknown-network-policy-key"),
+        pytest.param("networkPolicy.apiServer.cidrs={10.0.0.1}", id="api-server-cidr-without-prefix"),
+        pytest.param("networkPolicy.metricsFrom[0].bogus.x=y", id="unknown-peer-kind"),
     ],
 )
 def test_schema_rejects_bad_values(bad: str) -> None:
     result = helm("template", RELEASE, str(CHART), "--kube-version", KUBE_VERSION, "--set", bad)
     assert result.returncode != 0, f"--set {bad} was accepted"
     assert "schema" in result.stderr.lower(), result.stderr
+
+
+@needs_helm
+def test_equal_health_and_metrics_ports_fail_with_a_clear_message() -> None:
+    result = helm(
+        "template", RELEASE, str(CHART), "--kube-version", KUBE_VERSION, "--set", "health.port=8080"
+    )
+    assert result.returncode != 0, "health.port == metrics.port was accepted"
+    assert "health.port and metrics.port are both 8080" in result.stderr, result.stderr
+    moved = operator_container(render("health.port=9000", "metrics.port=9001"))
+    assert {p["name"]: p["containerPort"] for p in moved["ports"]} == {"metrics": 9001, "health": 9000}
+
+
+@needs_helm
+def test_readiness_is_not_liveness() -> None:
+    # Readiness is the child watches (/readyz), liveness the process (/healthz): a namespace's 403 takes
+    # the operator out of its Service without restarting it.
+    container = operator_container(render())
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
+
+
+@needs_helm
+def test_network_policy_is_off_by_default() -> None:
+    assert of_kind(render(), "NetworkPolicy") == []
+
+
+@needs_helm
+def test_network_policy_opens_only_the_metrics_port_and_the_api_server() -> None:
+    objects = render("networkPolicy.enabled=true")
+    policy = one(objects, "NetworkPolicy")["spec"]
+    deployment = one(objects, "Deployment")
+    assert policy["podSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    # The chart test pod is not the operator: the policy leaves it alone.
+    assert (
+        not policy["podSelector"]["matchLabels"].items() <= one(objects, "Pod")["metadata"]["labels"].items()
+    )
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    # Any source, but only the port named "metrics" (the container's metrics port).
+    assert policy["ingress"] == [{"ports": [{"port": "metrics", "protocol": "TCP"}]}]
+    assert "metrics" in {p["name"] for p in operator_container(objects)["ports"]}
+    assert policy["egress"] == [
+        {"ports": [{"port": 443, "protocol": "TCP"}, {"port": 6443, "protocol": "TCP"}]}
+    ]
+
+
+@needs_helm
+def test_network_policy_peers_and_api_server_addresses_are_configurable() -> None:
+    peer = "networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=monitoring"
+    objects = render(
+        "networkPolicy.enabled=true",
+        peer,
+        "networkPolicy.metricsFrom[1].ipBlock.cidr=192.0.2.0/24",
+        "networkPolicy.apiServer.cidrs={10.0.0.10/32,fd00::1/128}",
+        "networkPolicy.apiServer.ports={6443}",
+    )
+    policy = one(objects, "NetworkPolicy")["spec"]
+    assert policy["ingress"] == [
+        {
+            "ports": [{"port": "metrics", "protocol": "TCP"}],
+            "from": [
+                {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}},
+                {"ipBlock": {"cidr": "192.0.2.0/24"}},
+            ],
+        }
+    ]
+    assert policy["egress"] == [
+        {
+            "ports": [{"port": 6443, "protocol": "TCP"}],
+            "to": [{"ipBlock": {"cidr": "10.0.0.10/32"}}, {"ipBlock": {"cidr": "fd00::1/128"}}],
+        }
+    ]

@@ -101,3 +101,14 @@ runAsGroup: 65532
 seccompProfile:
   type: RuntimeDefault
 {{- end }}
+
+{{/*
+Checks across values that values.schema.json cannot express; rendered (as nothing) by the Deployment.
+The operator binds both ports on all addresses: equal ones would fail at start with "address in use"
+after the pod was scheduled, so say it at install time instead.
+*/}}
+{{- define "fastrollout.validateValues" -}}
+{{- if eq (int .Values.health.port) (int .Values.metrics.port) }}
+{{- fail (printf "health.port and metrics.port are both %d: the operator serves /healthz and /readyz on one port and /metrics on another; set them apart" (int .Values.health.port)) }}
+{{- end }}
+{{- end }}

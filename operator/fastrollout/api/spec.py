@@ -66,6 +66,8 @@ REQUIREMENT_VALUES = (
 
 
 class LabelSelectorRequirement(ApiModel):
+    """One requirement on a label: a key, an operator, and (for In and NotIn) the values."""
+
     # Kubernetes refuses such a requirement in its own selectors ("tier in ()" selects nothing).
     model_config = ConfigDict(
         json_schema_extra={
@@ -80,9 +82,18 @@ class LabelSelectorRequirement(ApiModel):
         }
     )
 
-    key: str = Field(min_length=1, max_length=MAX_LABEL_KEY_LENGTH)
-    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
-    values: list[LabelValue] | None = Field(default=None, max_length=MAX_REQUIREMENT_VALUES)
+    key: str = Field(min_length=1, max_length=MAX_LABEL_KEY_LENGTH, description="The label key.")
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = Field(
+        description=(
+            "In: the label is set to one of the values. NotIn: it is unset or set to none of them. "
+            "Exists: it is set. DoesNotExist: it is unset."
+        )
+    )
+    values: list[LabelValue] | None = Field(
+        default=None,
+        max_length=MAX_REQUIREMENT_VALUES,
+        description="Label values: non-empty for In and NotIn, empty or absent for Exists and DoesNotExist.",
+    )
 
     def matches(self, labels: dict[str, str]) -> bool:
         """Whether a pod with `labels` satisfies this requirement (Kubernetes' semantics)."""
@@ -102,9 +113,26 @@ class LabelSelectorRequirement(ApiModel):
 
 
 class LabelSelector(ApiModel):
-    match_labels: dict[str, LabelValue] | None = Field(default=None, max_length=MAX_LABELS)
+    """A label query over pods, as apimachinery's metav1.LabelSelector; its requirements are ANDed."""
+
+    # Atomic like metav1.LabelSelector (`+structType=atomic`): server-side apply replaces the selector
+    # whole instead of merging one manager's matchLabels into another's.
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-map-type": "atomic"})
+
+    match_labels: dict[str, LabelValue] | None = Field(
+        default=None,
+        max_length=MAX_LABELS,
+        description=(
+            "A map of {key, value} pairs. A single {key, value} in it is equivalent to an element of "
+            'matchExpressions whose key field is "key", whose operator is "In", and whose values array '
+            'contains only "value". The requirements are ANDed.'
+        ),
+    )
     match_expressions: list[LabelSelectorRequirement] | None = Field(
-        default=None, max_length=MAX_SELECTOR_REQUIREMENTS
+        default=None,
+        max_length=MAX_SELECTOR_REQUIREMENTS,
+        description="A list of label selector requirements. The requirements are ANDed.",
+        json_schema_extra={"x-kubernetes-list-type": "atomic"},
     )
 
 
@@ -183,6 +211,7 @@ POD_TEMPLATE_SCHEMA: dict[str, Any] = {
     "properties": {
         "metadata": {
             "type": "object",
+            "description": "Metadata of every pod; only its labels are checked here.",
             "x-kubernetes-preserve-unknown-fields": True,
             "required": ["labels"],
             "properties": {
@@ -197,23 +226,30 @@ POD_TEMPLATE_SCHEMA: dict[str, Any] = {
         },
         "spec": {
             "type": "object",
+            "description": "The pod spec (core/v1 PodSpec); fields other than those listed are kept as given.",
             "x-kubernetes-preserve-unknown-fields": True,
             "required": ["containers"],
             "properties": {
                 "containers": {
                     "type": "array",
+                    "description": "The pod's containers (at least one); each gets the preStop sleep of spec.drain.",
                     "minItems": 1,
                     "items": {
                         "type": "object",
+                        "description": "A core/v1 Container.",
                         "x-kubernetes-preserve-unknown-fields": True,
                         "required": ["name", "image"],
                         "properties": {
-                            "name": {"type": "string", "minLength": 1},
-                            "image": {"type": "string", "minLength": 1},
+                            "name": {"type": "string", "minLength": 1, "description": "Container name."},
+                            "image": {"type": "string", "minLength": 1, "description": "Container image."},
                         },
                     },
                 },
-                "terminationGracePeriodSeconds": {"type": "integer", "minimum": 0},
+                "terminationGracePeriodSeconds": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "The pod's grace period; spec.drain.terminationGracePeriodSeconds overrides it.",
+                },
             },
         },
     },
@@ -287,6 +323,8 @@ SPEC_VALIDATIONS = [
 
 
 class FastRolloutSpec(ApiModel):
+    """What the user asks for: a fleet of pods from one template, rolled out in bulk on every change."""
+
     replicas: int = Field(default=1, ge=0, le=1_000_000, description="Desired pods of the target version.")
     selector: LabelSelector | None = Field(
         default=None,

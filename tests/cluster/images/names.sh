@@ -1,5 +1,6 @@
 # Names of the locally built images; sourced by images.sh, realnode.sh and tests (not executable).
-# shellcheck shell=bash
+# Its variables are read by the scripts that source it (SC2034 cannot see them).
+# shellcheck shell=bash disable=SC2034
 # The pause image is built from pause.c of the pinned Kubernetes module; containerd's sandbox_image must
 # be exactly this name. "localhost/" marks it as never pullable: if it were ever missing, containerd
 # fails fast against localhost instead of reaching out to a public registry.
