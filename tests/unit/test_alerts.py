@@ -6,10 +6,11 @@ charts/fastrollout/dashboards/fastrollout.json is the dashboard (the chart puts 
 
 The first tests need only Python: every PromQL expression, of the rules and of the dashboard, reads
 only metrics that fastrollout.metrics exports (plus Prometheus's own `up`), and the dashboard shows
-every one of them. The rest run promtool, taken from $PROMTOOL, the test bed's cache
-(~/.cache/fastrollout/bin/promtool-*/promtool, built by tests/cluster/build.sh) or PATH. Without one they
-are skipped, saying so, unless FASTROLLOUT_REQUIRE_PROMTOOL=1: then they fail. tests/run.sh sets it as
-soon as promtool is built, like FASTROLLOUT_REQUIRE_HELM for the chart tests.
+every one of them. The rest run promtool (check and unit-test the rules, parse every dashboard query),
+taken from $PROMTOOL, the test bed's cache (~/.cache/fastrollout/bin/promtool-*/promtool, built by
+tests/cluster/build.sh) or PATH. Without one they are skipped, saying so, unless
+FASTROLLOUT_REQUIRE_PROMTOOL=1: then they fail. tests/run.sh sets it as soon as promtool is built, like
+FASTROLLOUT_REQUIRE_HELM for the chart tests.
 """
 
 from __future__ import annotations
@@ -237,6 +238,25 @@ def test_promtool_test_rules() -> None:
     result = promtool("test", "rules", "--diff", str(RULE_TESTS))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
+
+
+@needs_promtool
+def test_dashboard_queries_parse(tmp_path: Path) -> None:
+    # promtool parses PromQL only in rule files: each dashboard query becomes a recording rule, with
+    # Grafana's variables as a dashboard would substitute them.
+    queries = [expr for _, expr in dashboard_queries(dashboard())]
+    recorded = [
+        {
+            "record": f"dashboard:query_{index}",
+            "expr": re.sub(r"\$\w+", ".*", expr.replace("$__rate_interval", "2m")),
+        }
+        for index, expr in enumerate(queries)
+    ]
+    rules_file = tmp_path / "dashboard_rules.yaml"
+    rules_file.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": recorded}]}))
+    result = promtool("check", "rules", str(rules_file))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(queries)} rules found" in result.stdout
 
 
 @needs_promtool
