@@ -60,6 +60,14 @@ fi
 helm_bin="$(. tests/cluster/versions.sh && printf %s "$BIN_DIR")/helm"
 helm_later=false
 if [ -x "$helm_bin" ]; then export HELM="$helm_bin" FASTROLLOUT_REQUIRE_HELM=1; else helm_later=true; fi
+# Likewise promtool for the alert rules (tests/unit/test_alerts.py), built by the same build.sh.
+promtool_bin="$(. tests/cluster/versions.sh && printf %s "$PROMTOOL_DIR")/promtool"
+promtool_later=false
+if [ -x "$promtool_bin" ]; then
+  export PROMTOOL="$promtool_bin" FASTROLLOUT_REQUIRE_PROMTOOL=1
+else
+  promtool_later=true
+fi
 
 step "unit tests (planner branch coverage must stay >= 90%)"
 python -m pytest tests/unit -q --cov=fastrollout --cov-branch --cov-report=term:skip-covered \
@@ -81,6 +89,12 @@ fi
 if $shellcheck_skipped; then
   printf '\n!!! WARNING: shellcheck was not installed: the shell scripts were NOT CHECKED (see above).\n'
 fi
+if $promtool_later; then
+  printf '\n!!! WARNING: %s is not built yet: the promtool alert tests above were SKIPPED\n' "$promtool_bin"
+  printf "!!! (unless \$PROMTOOL or another cached or installed promtool was found).\n"
+  if $unit_only; then printf '!!! They run in a full tests/run.sh (or build it: tests/cluster/build.sh).\n'
+  else printf '!!! They run once the test bed is up.\n'; fi
+fi
 $unit_only && exit 0
 
 step "test bed up (real kube-apiserver, controller-manager, scheduler, etcd, kwok, helm, real node)"
@@ -90,6 +104,11 @@ if [ "${FASTROLLOUT_KEEP_TESTBED:-0}" != 1 ]; then trap 'tests/cluster/down.sh' 
 if $helm_later; then
   step "helm chart tests, with the helm the test bed just built (skipped in the unit step)"
   HELM="$helm_bin" FASTROLLOUT_REQUIRE_HELM=1 python -m pytest tests/unit/test_chart.py -q -p no:cacheprovider
+fi
+if $promtool_later; then
+  step "alert rule tests, with the promtool the test bed just built (skipped in the unit step)"
+  PROMTOOL="$promtool_bin" FASTROLLOUT_REQUIRE_PROMTOOL=1 \
+    python -m pytest tests/unit/test_alerts.py -q -p no:cacheprovider
 fi
 
 step "integration and end-to-end tests on the test bed"

@@ -41,7 +41,7 @@ from pydantic import ValidationError
 from fastrollout.api import GROUP, PLURAL, VERSION, FastRolloutSpec, FastRolloutStatus
 from fastrollout.apply import DELETE_COLLECTION_WORKERS, HTTP_NOT_FOUND, REQUEST_SECONDS, Applier, Target
 from fastrollout.health import HealthServer
-from fastrollout.metrics import Metrics
+from fastrollout.metrics import ERROR_REASON, Metrics
 from fastrollout.observe import Observer
 from fastrollout.plan import decide, errors, reasons
 from fastrollout.plan.errors import ApiFailure
@@ -178,6 +178,7 @@ class Reconciler:
                 raise
             except Exception:
                 logger.exception("%s/%s: reconcile failed; retrying in %.0fs", *self.key, error_delay)
+                self._runtime.metrics.reconcile_errors.labels(ERROR_REASON).inc()
                 requeue, error_delay = error_delay, min(error_delay * 2, ERROR_BACKOFF[1])
 
     async def _read(self) -> dict[str, Any] | None:
@@ -234,7 +235,7 @@ class Reconciler:
         written = applied.written or recorded
         finished = time.monotonic()
         runtime.metrics.reconcile.observe(finished - started)
-        runtime.metrics.record(namespace, name, status, plan.status)
+        runtime.metrics.record(namespace, name, status, plan.status, spec=spec, now=now)
         if plan.actions or written:
             latency = f", {finished - woken:.3f}s after the first change" if woken is not None else ""
             logger.info(

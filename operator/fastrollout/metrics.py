@@ -5,6 +5,11 @@
     fastrollout_rollout_traffic_stopped_duration_seconds          histogram: rollout start -> TrafficStopped
     fastrollout_rollout_drained_duration_seconds                  histogram: rollout start -> Drained
     fastrollout_rollouts_total{result}                            counter; result: complete | failed | rolled_back
+    fastrollout_rollout_phase{namespace,fastrollout,phase}        gauge: 1 for the current phase, 0 for the
+                                                                  others (Pending ... RolledBack)
+    fastrollout_rollout_deadline_timestamp_seconds{namespace,fastrollout}
+                                                                  gauge: the progress deadline (Unix time)
+                                                                  while Progressing and not cut over
     fastrollout_reconcile_duration_seconds                        histogram: one snapshot-plan-apply pass
     fastrollout_reconcile_errors_total{reason}                    counter: refused actions and failed passes
     fastrollout_watch_synced{kind,scope}                          gauge: 1 while a child watch's cache is in
@@ -26,11 +31,18 @@ from typing import Protocol
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from fastrollout.api import FastRolloutStatus, Phase
+from fastrollout.api import FastRolloutSpec, FastRolloutStatus, Phase
+from fastrollout.plan import progress, reasons
 
 # Bulk rollouts take seconds to minutes; drains are bounded by the grace period (default 600 s).
 DURATION_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600)
 RECONCILE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+# Progressing reasons of a rollout that has cut over: the progress deadline is behind it.
+CUT_OVER_REASONS = frozenset({reasons.WAITING_FOR_TRAFFIC_STOP, reasons.WAITING_FOR_DRAIN})
+
+# fastrollout_reconcile_errors_total's reason for a pass that raised (the others are ReplicaFailure's).
+ERROR_REASON = "Error"
 
 RESULTS = {Phase.COMPLETE: "complete", Phase.FAILED: "failed", Phase.ROLLED_BACK: "rolled_back"}
 
@@ -90,6 +102,31 @@ def version_series(status: FastRolloutStatus) -> Iterator[tuple[str, str]]:
         yield status.version, "target"
     if status.stable_version:
         yield status.stable_version, "stable"
+
+
+def phase_series(status: FastRolloutStatus) -> Iterator[tuple[str, int]]:
+    """(phase, 1 or 0) for every phase, once the status has one: a state timeline needs the zeros."""
+    if status.phase is None:
+        return
+    for phase in Phase:
+        yield phase.value, int(phase == status.phase)
+
+
+def deadline(spec: FastRolloutSpec, status: FastRolloutStatus, now: datetime) -> datetime | None:
+    """The progress deadline the planner holds a rollout to (plan.progress.clock: from the start, or
+    from the last resume) while it is Progressing and has not cut over; None otherwise. Past it the
+    planner ends the rollout Failed or RolledBack, so a series still present well after it names a
+    rollout the operator is not finishing (the FastRolloutStuck alert). After cutover the deadline no
+    longer applies: stopping traffic and draining take as long as the grace period allows.
+        started 12:00:00, progressDeadlineSeconds 600            -> deadline 12:10:00
+        started 12:00:00, paused 12:05 to 12:30, deadline 600 s  -> deadline 12:40:00
+    """
+    if status.phase != Phase.PROGRESSING or not status.revision:
+        return None
+    condition = next((c for c in status.conditions if c.type == reasons.PROGRESSING), None)
+    if condition is not None and condition.reason in CUT_OVER_REASONS:
+        return None
+    return progress.clock(spec, status, status.revision, now).deadline
 
 
 class WatchState(Protocol):
@@ -179,10 +216,25 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        self.phase = Gauge(
+            "fastrollout_rollout_phase",
+            "1 for the current phase of each FastRollout, 0 for the other phases.",
+            [*fleet, "phase"],
+            registry=self.registry,
+        )
+        self.deadline = Gauge(
+            "fastrollout_rollout_deadline_timestamp_seconds",
+            "Progress deadline (Unix time) of each FastRollout Progressing and not yet cut over: start "
+            "(or last resume) plus progressDeadlineSeconds.",
+            fleet,
+            registry=self.registry,
+        )
         for result in RESULTS.values():
             self.rollouts.labels(result)  # export zeros, so rate() works from the first rollout
         self._pod_labels: dict[tuple[str, str], set[Labels]] = {}
         self._version_labels: dict[tuple[str, str], set[Labels]] = {}
+        self._phase_labels: dict[tuple[str, str], set[Labels]] = {}
+        self._deadline_labels: dict[tuple[str, str], set[Labels]] = {}
 
     def serve(self, port: int) -> None:
         start_http_server(port, registry=self.registry)
@@ -191,17 +243,32 @@ class Metrics:
         """Exports the child watches' health (`Observer.health`) as fastrollout_watch_* series."""
         self.registry.register(WatchCollector(watches))
 
-    def record(self, namespace: str, name: str, old: FastRolloutStatus, new: FastRolloutStatus) -> None:
-        """Updates the gauges to `new`; counts what finished between `old` and `new`."""
+    def record(
+        self,
+        namespace: str,
+        name: str,
+        old: FastRolloutStatus,
+        new: FastRolloutStatus,
+        *,
+        spec: FastRolloutSpec,
+        now: datetime,
+    ) -> None:
+        """Updates the gauges to `new` (of a rollout of `spec` at `now`); counts what finished between
+        `old` and `new`."""
         key = (namespace, name)
-        pods: dict[Labels, int] = {
+        pods: dict[Labels, float] = {
             (namespace, name, version, state): count for version, state, count in pod_series(new)
         }
         self._replace(self.pods, self._pod_labels, key, pods)
-        versions: dict[Labels, int] = {
+        versions: dict[Labels, float] = {
             (namespace, name, version, role): 1 for version, role in version_series(new)
         }
         self._replace(self.version_info, self._version_labels, key, versions)
+        phases: dict[Labels, float] = {(namespace, name, phase): on for phase, on in phase_series(new)}
+        self._replace(self.phase, self._phase_labels, key, phases)
+        due = deadline(spec, new, now)
+        deadlines: dict[Labels, float] = {(namespace, name): due.timestamp()} if due else {}
+        self._replace(self.deadline, self._deadline_labels, key, deadlines)
         change = transition(old, new)
         if change.result:
             self.rollouts.labels(change.result).inc()
@@ -215,7 +282,7 @@ class Metrics:
         gauge: Gauge,
         known: dict[tuple[str, str], set[Labels]],
         key: tuple[str, str],
-        values: dict[Labels, int],
+        values: dict[Labels, float],
     ) -> None:
         for labels in known.get(key, set()) - values.keys():
             gauge.remove(*labels)
@@ -231,6 +298,8 @@ class Metrics:
         key = (namespace, name)
         self._replace(self.pods, self._pod_labels, key, {})
         self._replace(self.version_info, self._version_labels, key, {})
+        self._replace(self.phase, self._phase_labels, key, {})
+        self._replace(self.deadline, self._deadline_labels, key, {})
         for histogram in (self.traffic_stopped, self.drained):
             with contextlib.suppress(KeyError):  # it never observed a rollout
                 histogram.remove(namespace, name)

@@ -5,5 +5,10 @@
 K8S_VERSION=${K8S_VERSION:-v1.36.3}
 KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
 HELM_VERSION=${HELM_VERSION:-v3.22.0}
+# promtool (checks and unit-tests charts/fastrollout/files/alerts.yaml): the Go module's v0.3XX.Y tag is
+# Prometheus v3.XX.Y; v0.316.0 is Prometheus 3.16.0.
+PROMTOOL_VERSION=${PROMTOOL_VERSION:-v0.316.0}
 CACHE_ROOT=${FASTROLLOUT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/fastrollout}
 BIN_DIR="$CACHE_ROOT/bin/k8s-$K8S_VERSION-kwok-$KWOK_VERSION-helm-$HELM_VERSION"
+# A directory of its own, so a new promtool does not rebuild Kubernetes (nor the reverse).
+PROMTOOL_DIR="$CACHE_ROOT/bin/promtool-$PROMTOOL_VERSION"

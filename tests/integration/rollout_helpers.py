@@ -6,7 +6,8 @@ plain list+watch of the API (the ``Recorder``), never the operator's internals.
 
 - ``crd`` (module): the FastRollout CRD applied and Established.
 - ``rollout_operator``: the operator as a real process, scoped to the test's namespace, with its own
-  metrics and health ports; returned once its child watches have started.
+  metrics and health ports; returned once its child watches have started. ``operator_metric`` reads
+  one sample of its /metrics.
 - ``Fleet``: one FastRollout in the test's namespace: apply, patch, read status/ReplicaSets/pods/
   events/EndpointSlices, wait for a status condition.
 - ``Recorder``: every version of every object of one kind in the namespace, as the API's watch
@@ -21,6 +22,7 @@ import json
 import socket
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from kubernetes import client, config, watch
+from prometheus_client.parser import text_string_to_metric_families
 
 if TYPE_CHECKING:
     from conftest import OperatorProcess, Testbed
@@ -71,6 +74,18 @@ def start_operator(operator_process: Callable[..., OperatorProcess], namespace: 
     )
     op.wait_for_log(r"started \d+ child watches", timeout=60)
     return op
+
+
+def operator_metric(op: OperatorProcess, name: str, **labels: str) -> float | None:
+    """One sample of the operator's /metrics, on the port it was started with; None when absent."""
+    port = op.command[op.command.index("--metrics-port") + 1]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return float(sample.value)
+    return None
 
 
 @pytest.fixture(name="rollout_operator")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,12 +19,13 @@ from rollout_helpers import (
     is_ready,
     is_terminating,
     is_true,
+    operator_metric,
     recording,
     version_of,
 )
 
 if TYPE_CHECKING:
-    from conftest import Testbed
+    from conftest import OperatorProcess, Testbed
 
 DEADLINE = 15
 NEVER_READY = {"template": {"metadata": {"labels": {"fastrollout.test/never-ready": "true"}}}}
@@ -55,13 +57,26 @@ def start_failing_rollout(fleet: Fleet, *, rollback: bool) -> tuple[set[str], fl
     return uids, started
 
 
-def test_never_ready_version_fails_at_the_deadline_and_rolls_back(testbed: Testbed, fleet: Fleet) -> None:
+def test_never_ready_version_fails_at_the_deadline_and_rolls_back(
+    testbed: Testbed, fleet: Fleet, rollout_operator: OperatorProcess
+) -> None:
     v1_uids, started = start_failing_rollout(fleet, rollback=True)
-    fleet.wait_status(
+    progressing = fleet.wait_status(
         lambda s: s.get("version") == "v2" and s.get("updatedReplicas") == 10,
         timeout=30,
         message="v2's 10 pods created",
     )
+    # What the FastRolloutStuck alert reads: while Progressing and not cut over, the phase and the
+    # planner's deadline (rolloutStartedAt + progressDeadlineSeconds) are exported.
+    labels = {"namespace": fleet.namespace, "fastrollout": fleet.name}
+    due = datetime.fromisoformat(progressing["rolloutStartedAt"]).timestamp() + DEADLINE
+    deadline = testbed.wait_for(  # the pass records its metrics just after writing the status
+        lambda: operator_metric(rollout_operator, "fastrollout_rollout_deadline_timestamp_seconds", **labels),
+        timeout=5,
+        message="the deadline exported",
+    )
+    assert deadline == due
+    assert operator_metric(rollout_operator, "fastrollout_rollout_phase", **labels, phase="Progressing") == 1
     status = fleet.wait_status(
         lambda s: s.get("phase") == "RolledBack", timeout=DEADLINE + 45, message="RolledBack"
     )
@@ -98,6 +113,17 @@ def test_never_ready_version_fails_at_the_deadline_and_rolls_back(testbed: Testb
     )
     assert after["readyReplicas"] == 10
     assert is_true(after, "Available")
+    # The metrics say so too (FastRolloutFailed), and the deadline series is gone.
+    testbed.wait_for(
+        lambda: operator_metric(rollout_operator, "fastrollout_rollout_phase", **labels, phase="RolledBack"),
+        timeout=5,
+        message="phase RolledBack exported",
+    )
+    assert operator_metric(rollout_operator, "fastrollout_rollout_phase", **labels, phase="Progressing") == 0
+    assert (
+        operator_metric(rollout_operator, "fastrollout_rollout_deadline_timestamp_seconds", **labels) is None
+    )
+    assert operator_metric(rollout_operator, "fastrollout_rollouts_total", result="rolled_back") == 1
 
     events = {e["reason"]: e for e in fleet.events()}
     assert events["RolloutFailed"]["type"] == "Warning"

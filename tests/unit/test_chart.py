@@ -379,6 +379,43 @@ def test_metrics_service_and_optional_service_monitor() -> None:
 
 
 @needs_helm
+def test_dashboard_config_map_is_optional_and_labelled_for_the_sidecar() -> None:
+    assert of_kind(render(), "ConfigMap") == []
+    config_map = one(
+        render("grafana.dashboard.enabled=true", "grafana.dashboard.annotations.grafana_folder=Kubernetes"),
+        "ConfigMap",
+    )
+    assert config_map["metadata"]["name"] == "fr-fastrollout-dashboard"
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert config_map["metadata"]["annotations"] == {"grafana_folder": "Kubernetes"}
+    dashboard = (CHART / "dashboards" / "fastrollout.json").read_text()
+    assert config_map["data"] == {"fastrollout.json": dashboard.rstrip("\n")}
+
+
+@needs_helm
+def test_prometheus_rule_is_the_rules_file_with_the_scrape_job() -> None:
+    assert of_kind(render(), "PrometheusRule") == []
+    rules_file = yaml.safe_load((CHART / "files" / "alerts.yaml").read_text())
+    rule = one(render("prometheusRule.enabled=true", "prometheusRule.labels.release=kps"), "PrometheusRule")
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    assert rule["metadata"]["labels"]["release"] == "kps"
+    assert rule["spec"] == {"groups": rules_file["groups"]}  # job="fastrollout": the chart name
+    # The job follows the chart name (the ServiceMonitor's jobLabel), or prometheusRule.job.
+    for sets, job in [(("nameOverride=rollouts",), "rollouts"), (("prometheusRule.job=ops",), "ops")]:
+        rendered = json.dumps(one(render("prometheusRule.enabled=true", *sets), "PrometheusRule")["spec"])
+        assert 'job=\\"fastrollout\\"' not in rendered
+        assert rendered.count(f'job=\\"{job}\\"') == json.dumps(rules_file).count('job=\\"fastrollout\\"')
+
+
+@needs_helm
+def test_service_monitor_keeps_the_fastrollout_namespace_label() -> None:
+    # The per-FastRollout series carry the FastRollout's namespace; the dashboard and alerts read it.
+    monitor = one(render("metrics.serviceMonitor.enabled=true"), "ServiceMonitor")
+    assert monitor["spec"]["endpoints"][0]["honorLabels"] is True
+    assert monitor["spec"]["jobLabel"] == "app.kubernetes.io/name"
+
+
+@needs_helm
 def test_chart_test_pod_lists_fastrollouts_with_the_operator_identity() -> None:
     objects = render("watchNamespaces={team-a}")
     pod = one(objects, "Pod")
@@ -408,6 +445,9 @@ def test_chart_test_pod_lists_fastrollouts_with_the_operator_identity() -> None:
         pytest.param("networkPolicy.bogus=true", id="unknown-network-policy-key"),
         pytest.param("networkPolicy.apiServer.cidrs={10.0.0.1}", id="api-server-cidr-without-prefix"),
         pytest.param("networkPolicy.metricsFrom[0].bogus.x=y", id="unknown-peer-kind"),
+        pytest.param("prometheusRule.bogus=true", id="unknown-rule-key"),
+        pytest.param("grafana.dashboard.bogus=true", id="unknown-dashboard-key"),
+        pytest.param('prometheusRule.job=a"b', id="quote-in-job"),
     ],
 )
 def test_schema_rejects_bad_values(bad: str) -> None:
