@@ -895,3 +895,19 @@ def test_steady_state_takes_no_action() -> None:
     assert plan.status.phase is Phase.COMPLETE
     assert plan.status.selector == "app=w"
     assert plan.status.conditions[0].last_transition_time == STARTED
+
+
+def test_kstatus_conditions_keep_their_transition_time_while_their_status_holds() -> None:
+    """Complete after Progressing: Reconciling turns False now; Stalled, False before and after, keeps
+    its time though its reason follows Progressing's."""
+    rolling = [
+        cond("Progressing", "True", "RolloutProgressing"),
+        cond("Reconciling", "True", "RolloutProgressing"),
+        cond("Stalled", "False", "RolloutProgressing"),
+    ]
+    case = next(c for c in CASES if c.name == "first-rollout-complete-when-ready")
+    plan, _ = run(replace(case, status={**case.status, "conditions": rolling}))
+    by_type = {c.type: c for c in plan.status.conditions}
+    assert (by_type["Reconciling"].status, by_type["Reconciling"].last_transition_time) == ("False", NOW_TEXT)
+    assert (by_type["Stalled"].status, by_type["Stalled"].last_transition_time) == ("False", STARTED)
+    assert by_type["Stalled"].reason == "RolloutComplete"
