@@ -2,6 +2,7 @@
 # The demo, the README's first command: starts the test bed, installs the operator, applies
 # examples/fleet.yaml (300 workers behind a Service, on kwok's simulated nodes), rolls it to
 # examples/fleet-v2.yaml and prints live progress and the timings. Leaves the cluster running.
+# Needs nothing installed by hand: when fastrollout is not importable, it pip-installs the package first.
 #
 #   tests/demo.sh                  # operator installed with Helm, running on the bed's real node
 #   tests/demo.sh --no-real-node   # operator as a local process (no kubelet/containerd needed)
@@ -56,6 +57,39 @@ if [ "$real_node" = 1 ] && [ ! -d "$STATE/realnode" ] &&
   real_node=0
 fi
 
+# --- 0. the Python package ---------------------------------------------------------------------------
+# The README's first command must be enough on a fresh machine: when fastrollout (or a dependency) is
+# not importable, install the package, editable, with its runtime dependencies only (the local
+# operator, `python3 -m fastrollout`; the dev extra is for tests/run.sh). Debian's own python3 comes
+# without pip, and refuses pip installs outside a venv (PEP 668, "externally managed"): pip comes from
+# apt, and the install goes to /usr/local, where Debian puts what the administrator installs.
+ensure_python_package() {
+  if python3 -c 'import fastrollout, kopf, kubernetes, pydantic, prometheus_client' 2>/dev/null; then return 0; fi
+  step "0/5 Python package: python3 -m pip install -e . (fastrollout is not importable yet)"
+  local sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    command -v apt-get >/dev/null || die "python3 has no pip and there is no apt-get: install pip, then rerun"
+    log "installing python3-pip (apt)"
+    local apt=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get)
+    "${apt[@]}" install -y -qq --no-install-recommends python3-pip >/dev/null 2>&1 || {
+      "${apt[@]}" update -qq
+      "${apt[@]}" install -y -qq --no-install-recommends python3-pip >/dev/null
+    }
+  fi
+  local pip=(python3 -m pip install -q --disable-pip-version-check -e "$repo")
+  if python3 -c 'import os, sys, sysconfig
+marker = os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")
+sys.exit(not (sys.prefix == sys.base_prefix and os.path.exists(marker)))'; then
+    log "this python3 is externally managed (PEP 668): installing into /usr/local with --break-system-packages"
+    pip+=(--break-system-packages)
+  fi
+  PIP_ROOT_USER_ACTION=ignore "${pip[@]}"
+  python3 -c 'import fastrollout' || die "python3 -m pip install -e $repo did not make fastrollout importable"
+  log "installed: $(python3 -c 'import fastrollout; print(fastrollout.__file__)')"
+}
+ensure_python_package
+
 # --- 1. the test bed ---------------------------------------------------------------------------------
 if [ "$real_node" = 1 ]; then
   step "1/5 test bed: control plane, kwok nodes and a real node (first run: builds Kubernetes, ~10 min)"
@@ -95,10 +129,6 @@ else
     helm uninstall "$RELEASE" -n "$RELEASE_NS" --wait >/dev/null
   fi
   apply_crd
-  if ! python3 -c 'import kopf, kubernetes, pydantic, prometheus_client' 2>/dev/null; then
-    log "installing the operator's Python dependencies (pip install -e .)"
-    python3 -m pip install -q -e "$repo"
-  fi
   log_file="$LOGS/$OPERATOR.log"
   if running "$OPERATOR"; then
     log "operator already running (pid $(cat "$PIDS/$OPERATOR.pid"))"

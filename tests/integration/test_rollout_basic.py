@@ -1,6 +1,7 @@
 """A rollout as the cluster shows it, without a Service: first version to Complete, then a version bump
 (new ReplicaSet at full size in one step, cutover, Complete while old pods still drain, Drained, old
-ReplicaSet deleted); `kubectl get fr` columns; no kopf marks on children; an event for each step."""
+ReplicaSet deleted); `kubectl get fr` columns; no kopf marks on children; an event for each step (a
+first rollout: NewVersion and RolloutComplete only)."""
 
 from __future__ import annotations
 
@@ -188,6 +189,11 @@ def test_children_carry_no_kopf_marks_and_every_step_posts_an_event(testbed: Tes
     assert any("v2" in m for m in by_reason["NewVersion"]), by_reason["NewVersion"]
     assert any("v2" in m for m in by_reason["CutOver"]), by_reason["CutOver"]
     assert any("v2" in m for m in by_reason["TrafficStopped"]), by_reason["TrafficStopped"]
+    # v1 was a first rollout, with no old pod: its completion, and no step about old pods
+    assert any("v1" in m for m in by_reason.get("RolloutComplete", [])), by_reason
+    assert not any("v2" in m for m in by_reason.get("RolloutComplete", [])), by_reason["RolloutComplete"]
+    about_v1 = [(r, m) for r in ("CutOver", "TrafficStopped", "Drained") for m in by_reason[r] if "v1" in m]
+    assert about_v1 == [], about_v1
     assert all(e["type"] == "Normal" for e in events), [(e["reason"], e["type"]) for e in events]
     assert all(e["involvedObject"]["uid"] == fleet.get()["metadata"]["uid"] for e in events)
 
@@ -209,6 +215,9 @@ def test_complete_when_drained_waits_for_the_last_old_pod(testbed: Testbed, flee
     assert not is_true(waiting, "Drained")
     progressing = next(c for c in waiting["conditions"] if c["type"] == "Progressing")
     assert (progressing["status"], progressing["reason"]) == ("True", "WaitingForDrain"), progressing
+    # kstatus: InProgress until the last old pod is gone (completeWhen: Drained)
+    assert is_true(waiting, "Reconciling")
+    assert not is_true(waiting, "Stalled")
     assert [p for p in fleet.pods() if p["metadata"]["labels"][LABEL_VERSION] == "v1"], (
         "old pods gone already"
     )
@@ -216,5 +225,7 @@ def test_complete_when_drained_waits_for_the_last_old_pod(testbed: Testbed, flee
     done = fleet.wait_complete("v2", timeout=60)
     assert is_true(done, "Drained")
     assert done["drainingReplicas"] == 0
+    assert not is_true(done, "Reconciling")
+    assert not is_true(done, "Stalled")
     assert not [p for p in fleet.pods() if p["metadata"]["labels"][LABEL_VERSION] == "v1"]
     assert ts(done["trafficStoppedAt"]) <= ts(done["drainedAt"])

@@ -92,6 +92,10 @@ def test_never_ready_version_fails_at_the_deadline_and_rolls_back(
     )
     assert "v1" in status["message"], status["message"]
     assert "roll" in status["message"].lower(), status["message"]
+    # kstatus (Flux, Helm 4 --wait): Failed, with the reason
+    stalled, reconciling = condition(status, "Stalled"), condition(status, "Reconciling")
+    assert (stalled["status"], stalled["reason"]) == ("True", "ProgressDeadlineExceeded"), stalled
+    assert reconciling["status"] == "False", reconciling
     # the new pods are removed ...
     testbed.wait_for(
         lambda: not [p for p in fleet.pods() if version_of(p) == "v2" and not is_terminating(p)],
@@ -143,6 +147,8 @@ def test_never_ready_version_fails_at_the_deadline_and_rolls_back(
     )
     done = fleet.wait_complete("v3")
     assert done["stableVersion"] == "v3"
+    assert not is_true(done, "Stalled")
+    assert not is_true(done, "Reconciling")
 
 
 def test_never_ready_version_without_rollback_fails_and_keeps_everything(
@@ -154,6 +160,10 @@ def test_never_ready_version_without_rollback_fails_and_keeps_everything(
     assert status["version"] == "v2"
     assert status["stableVersion"] == "v1"
     assert condition(status, "Progressing")["reason"] == "ProgressDeadlineExceeded"
+    assert (condition(status, "Stalled")["status"], condition(status, "Reconciling")["status"]) == (
+        "True",
+        "False",
+    )
 
     # nothing rolled back: v2's pods stay (not Ready), v1's keep serving, the same pods
     v2_rs = next(rs for rs in fleet.replica_sets() if version_of(rs) == "v2")

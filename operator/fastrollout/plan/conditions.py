@@ -1,4 +1,4 @@
-"""Phase and the four conditions, from what the pass decided and what the cluster shows.
+"""Phase and the conditions, from what the pass decided and what the cluster shows.
 
 TrafficStopped and Drained only turn True for a target that has cut over: before that, old pods
 serving is the point, not a problem.
@@ -64,6 +64,23 @@ def progressing(
     return Verdict(
         reasons.TRUE, reasons.WAITING_FOR_DRAIN, f"traffic stopped; {traffic.old_pods} old pod(s) draining"
     )
+
+
+def reconciling(phase: Phase, progressing: Verdict) -> Verdict:
+    """kstatus' Reconciling: True while the rollout moves (kstatus reads InProgress), False once it
+    rests: Complete, Paused, Failed or RolledBack. Progressing's reason and message say why.
+
+    A FastRollout whose new generation the operator has not seen yet is InProgress for kstatus by
+    metadata.generation != status.observedGeneration, before any pass writes this condition."""
+    moving = phase in (Phase.PENDING, Phase.PROGRESSING)
+    return Verdict(reasons.TRUE if moving else reasons.FALSE, progressing.reason, progressing.message)
+
+
+def stalled(phase: Phase, progressing: Verdict) -> Verdict:
+    """kstatus' Stalled: True when the rollout failed and will not retry this template (kstatus reads
+    Failed), with the failure's reason and message; False otherwise."""
+    failed = phase in (Phase.FAILED, Phase.ROLLED_BACK)
+    return Verdict(reasons.TRUE if failed else reasons.FALSE, progressing.reason, progressing.message)
 
 
 def available(ready: int, threshold: int) -> Verdict:

@@ -17,14 +17,21 @@ def transitions(before: FastRolloutStatus, after: FastRolloutStatus, outcome: Ou
             events.append(
                 Event(reasons.EVENT_SUPERSEDED, f"version {before.version} superseded by {after.version}")
             )
-    if outcome.cut_over_now:
+    # Nothing older ran when the target took over (a first rollout): one completion event instead of
+    # a cutover, a traffic stop and a drain that never concerned any pod.
+    alone = outcome.cut_over_now and after.phase is Phase.COMPLETE and _only_target(after)
+    if alone:
+        message = f"version {after.version} complete: no older version was running, nothing to cut over"
+        events.append(Event(reasons.EVENT_COMPLETE, message))
+    elif outcome.cut_over_now:
         message = f"cut over to version {after.version}: old pods are being deleted"
         events.append(Event(reasons.EVENT_CUT_OVER, message))
-    if after.traffic_stopped_at and (new_target or not before.traffic_stopped_at):
+    if after.traffic_stopped_at and (new_target or not before.traffic_stopped_at) and not alone:
         message = f"no pod of an older version receives new traffic; version {after.version} serves"
         events.append(Event(reasons.EVENT_TRAFFIC_STOPPED, message))
-    if after.drained_at and (new_target or not before.drained_at):
-        events.append(Event(reasons.EVENT_DRAINED, "no pod of an older version is running"))
+    if after.drained_at and (new_target or not before.drained_at) and not alone:
+        message = f"no pod of an older version is running; version {after.version} serves"
+        events.append(Event(reasons.EVENT_DRAINED, message))
     progressing = _reason(after, reasons.PROGRESSING)
     if progressing == reasons.NEW_PODS_NOT_IN_SERVICE != _reason(before, reasons.PROGRESSING):
         events.append(Event(reasons.EVENT_NOT_IN_SERVICE, after.message or "", warning=True))
@@ -40,6 +47,12 @@ def transitions(before: FastRolloutStatus, after: FastRolloutStatus, outcome: Ou
         message = f"version {after.version} removed; version {after.stable_version} keeps serving"
         events.append(Event(reasons.EVENT_ROLLED_BACK, message, warning=True))
     return tuple(events)
+
+
+def _only_target(status: FastRolloutStatus) -> bool:
+    """No other version has pods or a ReplicaSet asking for some, and no old endpoint serves."""
+    others = [v for v in status.versions if v.revision != status.revision]
+    return not others and status.old_serving_replicas == 0
 
 
 def _condition(status: FastRolloutStatus, type_: str) -> Condition | None:

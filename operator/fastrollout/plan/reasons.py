@@ -14,6 +14,11 @@ PROGRESSING: Final = "Progressing"
 AVAILABLE: Final = "Available"
 TRAFFIC_STOPPED: Final = "TrafficStopped"
 DRAINED: Final = "Drained"
+# kstatus' two abnormal-true conditions (sigs.k8s.io/cli-utils/pkg/kstatus/status), read by Flux,
+# Helm 4 --wait and cli-utils: Reconciling True -> InProgress, Stalled True -> Failed, neither -> Current.
+# Both carry Progressing's reason and message; only their status says something new.
+RECONCILING: Final = "Reconciling"
+STALLED: Final = "Stalled"
 
 # Progressing
 ROLLOUT_PROGRESSING: Final = "RolloutProgressing"  # True: new pods starting, old ones still serving
@@ -51,6 +56,7 @@ OLD_PODS_GONE: Final = "OldPodsGone"
 EVENT_NEW_VERSION: Final = "NewVersion"
 EVENT_SUPERSEDED: Final = "Superseded"
 EVENT_CUT_OVER: Final = "CutOver"
+EVENT_COMPLETE: Final = "RolloutComplete"  # a target that took over with nothing older running
 EVENT_TRAFFIC_STOPPED: Final = "TrafficStopped"
 EVENT_DRAINED: Final = "Drained"
 EVENT_FAILED: Final = "RolloutFailed"

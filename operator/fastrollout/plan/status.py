@@ -40,6 +40,8 @@ def build_status(
         (reasons.AVAILABLE, conditions.available(ready, threshold)),
         (reasons.TRAFFIC_STOPPED, conditions.traffic_stopped(traffic)),
         (reasons.DRAINED, conditions.drained(traffic)),
+        (reasons.RECONCILING, conditions.reconciling(phase, progressing)),
+        (reasons.STALLED, conditions.stalled(phase, progressing)),
     )
     same_target = before.revision == target.revision
     foreign = sum(r.pods.foreign for r in everyone)

@@ -150,7 +150,12 @@ CASES = [
         observed=(),
         actions=("create T 10",),
         expect={"phase": Phase.PROGRESSING, "stable_revision": None, "rollout_started_at": NOW_TEXT},
-        conditions={"Progressing": "True/RolloutProgressing", "TrafficStopped": "False/NotCutOver"},
+        conditions={
+            "Progressing": "True/RolloutProgressing",
+            "TrafficStopped": "False/NotCutOver",
+            "Reconciling": "True/RolloutProgressing",
+            "Stalled": "False/RolloutProgressing",
+        },
         events=("NewVersion",),
         requeue=600.0,
     ),
@@ -165,8 +170,14 @@ CASES = [
             "traffic_stopped_at": NOW_TEXT,
             "drained_at": NOW_TEXT,
         },
-        conditions={"Progressing": "False/RolloutComplete", "TrafficStopped": "True", "Drained": "True"},
-        events=("CutOver", "TrafficStopped", "Drained"),
+        conditions={
+            "Progressing": "False/RolloutComplete",
+            "TrafficStopped": "True",
+            "Drained": "True",
+            "Reconciling": "False/RolloutComplete",
+            "Stalled": "False/RolloutComplete",
+        },
+        events=("RolloutComplete",),  # no CutOver, TrafficStopped or Drained: no old pod ever ran
         requeue=None,
     ),
     Case(
@@ -185,6 +196,26 @@ CASES = [
         observed=fleet("T", 1),
         actions=(),
         expect={"phase": Phase.COMPLETE},
+        events=("RolloutComplete",),
+    ),
+    Case(
+        "first-rollout-complete-when-drained-posts-only-its-completion",
+        spec=spec(complete_when="Drained"),
+        status={**IN_FLIGHT, "stable_revision": None},
+        observed=fleet("T", 10),
+        actions=(),
+        expect={"phase": Phase.COMPLETE, "traffic_stopped_at": NOW_TEXT, "drained_at": NOW_TEXT},
+        conditions={"TrafficStopped": "True", "Drained": "True", "Reconciling": "False/RolloutComplete"},
+        events=("RolloutComplete",),
+    ),
+    Case(
+        "new-version-after-the-old-pods-went-is-a-completion-not-a-cutover",
+        spec=spec(replicas=10),
+        status={**IN_FLIGHT, "stable_revision": "s1"},
+        observed=flat(rs("s1", 0), fleet("T", 10)),
+        actions=("delete-rs s1",),
+        expect={"phase": Phase.COMPLETE, "stable_revision": "T"},
+        events=("RolloutComplete",),
     ),
     # --- bulk ----------------------------------------------------------------------------------
     Case(
@@ -437,7 +468,11 @@ CASES = [
         observed=flat(fleet("s1", 10), fleet("T", 10, ready=5)),
         actions=("scale T 0", "delete-pods T"),
         expect={"phase": Phase.ROLLED_BACK, "failed_revision": "T", "stable_revision": "s1"},
-        conditions={"Progressing": "False/ProgressDeadlineExceeded"},
+        conditions={
+            "Progressing": "False/ProgressDeadlineExceeded",
+            "Reconciling": "False/ProgressDeadlineExceeded",
+            "Stalled": "True/ProgressDeadlineExceeded",
+        },
         events=("RolloutFailed", "RolledBack"),
         requeue=None,
     ),
@@ -618,7 +653,11 @@ CASES = [
         observed=flat(fleet("s1", 10), fleet("T", 3), rs("x1", 0)),
         actions=(),
         expect={"phase": Phase.PAUSED, "ready_replicas": 13},
-        conditions={"Progressing": "Unknown/RolloutPaused"},
+        conditions={
+            "Progressing": "Unknown/RolloutPaused",
+            "Reconciling": "False/RolloutPaused",
+            "Stalled": "False/RolloutPaused",
+        },
         requeue=None,
     ),
     Case(
@@ -727,6 +766,7 @@ CASES = [
         observed=fleet("T", 10),
         actions=(),
         expect={"phase": Phase.COMPLETE, "stable_revision": "T"},
+        events=("NewVersion", "RolloutComplete"),
     ),
     Case(
         "stable-replica-set-gone-means-no-rollback",
@@ -804,7 +844,18 @@ def test_decide(case: Case) -> None:
         "Available",
         "TrafficStopped",
         "Drained",
+        "Reconciling",
+        "Stalled",
     ]
+    by_type = {c.type: c for c in plan.status.conditions}
+    moving = plan.status.phase in (Phase.PENDING, Phase.PROGRESSING)
+    failed = plan.status.phase in (Phase.FAILED, Phase.ROLLED_BACK)
+    assert (by_type["Reconciling"].status, by_type["Stalled"].status) == (str(moving), str(failed))
+    for kstatus in ("Reconciling", "Stalled"):
+        assert (by_type[kstatus].reason, by_type[kstatus].message) == (
+            by_type["Progressing"].reason,
+            by_type["Progressing"].message,
+        )
 
 
 def test_at_least_35_named_cases() -> None:
@@ -844,3 +895,19 @@ def test_steady_state_takes_no_action() -> None:
     assert plan.status.phase is Phase.COMPLETE
     assert plan.status.selector == "app=w"
     assert plan.status.conditions[0].last_transition_time == STARTED
+
+
+def test_kstatus_conditions_keep_their_transition_time_while_their_status_holds() -> None:
+    """Complete after Progressing: Reconciling turns False now; Stalled, False before and after, keeps
+    its time though its reason follows Progressing's."""
+    rolling = [
+        cond("Progressing", "True", "RolloutProgressing"),
+        cond("Reconciling", "True", "RolloutProgressing"),
+        cond("Stalled", "False", "RolloutProgressing"),
+    ]
+    case = next(c for c in CASES if c.name == "first-rollout-complete-when-ready")
+    plan, _ = run(replace(case, status={**case.status, "conditions": rolling}))
+    by_type = {c.type: c for c in plan.status.conditions}
+    assert (by_type["Reconciling"].status, by_type["Reconciling"].last_transition_time) == ("False", NOW_TEXT)
+    assert (by_type["Stalled"].status, by_type["Stalled"].last_transition_time) == ("False", STARTED)
+    assert by_type["Stalled"].reason == "RolloutComplete"
