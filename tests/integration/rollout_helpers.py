@@ -391,35 +391,63 @@ class Recorder:
     def _run(self) -> None:
         fn = self._list_fn()
         try:
-            resp = fn(self.namespace, label_selector=self.label_selector, _preload_content=False)
-            body = json.loads(resp.data)
-            now = time.monotonic()
-            with self._lock:
-                self.seen.extend(Seen(now, "LISTED", item) for item in body["items"])
-            rv = body["metadata"]["resourceVersion"]
+            rv = self._relist(fn)
             self._listed.set()
             while not self._stop.is_set():
                 w = watch.Watch()  # type: ignore[no-untyped-call]
-                for event in w.stream(  # type: ignore[no-untyped-call]
-                    fn,
-                    self.namespace,
-                    label_selector=self.label_selector,
-                    resource_version=rv,
-                    timeout_seconds=2,
-                    allow_watch_bookmarks=True,
-                    deserialize=False,
-                ):
-                    obj = event["object"]
-                    rv = obj["metadata"]["resourceVersion"]
-                    if event["type"] == "BOOKMARK":
-                        continue
-                    with self._lock:
-                        self.seen.append(Seen(time.monotonic(), event["type"], obj))
-                    if self._stop.is_set():
-                        w.stop()  # type: ignore[no-untyped-call]
+                try:
+                    for event in w.stream(  # type: ignore[no-untyped-call]
+                        fn,
+                        self.namespace,
+                        label_selector=self.label_selector,
+                        resource_version=rv,
+                        timeout_seconds=2,
+                        allow_watch_bookmarks=True,
+                        deserialize=False,
+                    ):
+                        obj = event["object"]
+                        rv = obj["metadata"]["resourceVersion"]
+                        if event["type"] == "BOOKMARK":
+                            continue
+                        with self._lock:
+                            self.seen.append(Seen(time.monotonic(), event["type"], obj))
+                        if self._stop.is_set():
+                            w.stop()  # type: ignore[no-untyped-call]
+                except KeyError as exc:
+                    # The client raises KeyError('raw_object') on an ERROR event when deserialize is off:
+                    # the resourceVersion expired (410, e.g. after a CRD update restarted the watch
+                    # cache). Re-list: harmless if nothing changed meanwhile, a gap (error) otherwise.
+                    if exc.args != ("raw_object",):
+                        raise
+                    rv = self._relist(fn)
         except BaseException as exc:  # reported by check()
             self.error = exc
             self._listed.set()
+
+    def _relist(self, fn: Callable[..., Any]) -> str:
+        """List; the first time, record every object as LISTED. After an expired watch, an object whose
+        resourceVersion differs from the last one recorded changed unwatched: that is a gap in the
+        record, and a test reading it could miss a state, so it fails the recorder."""
+        resp = fn(self.namespace, label_selector=self.label_selector, _preload_content=False)
+        body = json.loads(resp.data)
+        now = time.monotonic()
+        with self._lock:
+            if not self.seen:
+                self.seen.extend(Seen(now, "LISTED", item) for item in body["items"])
+            else:
+                state: dict[str, dict[str, Any]] = {}
+                for seen in self.seen:
+                    if seen.type == "DELETED":
+                        state.pop(seen.name, None)
+                    else:
+                        state[seen.name] = seen.obj
+                rv_of = {n: o["metadata"].get("resourceVersion") for n, o in state.items()}
+                now_rv = {i["metadata"]["name"]: i["metadata"].get("resourceVersion") for i in body["items"]}
+                if rv_of != now_rv:
+                    raise AssertionError(
+                        f"recorder of {self.kind}: objects changed while the watch had expired"
+                    )
+        return str(body["metadata"]["resourceVersion"])
 
     def start(self) -> Recorder:
         self._thread.start()
