@@ -13,6 +13,7 @@ from fastrollout.plugin.kube import Kube, KubeError, connect
 from fastrollout.plugin.names import ANNOTATION_RESTARTED_AT
 
 RELIST_PAUSE_SECONDS = 1.0
+EXIT_INTERRUPTED = 130
 
 
 class Progress:
@@ -152,8 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (KubeError, undo.UndoError) as error:
         sys.stderr.write(f"error: {error}\n")
         return EXIT_ERROR
-    except KeyboardInterrupt:
-        return EXIT_ERROR
+    except KeyboardInterrupt:  # Ctrl-C, e.g. ending `get -w`: the shell's convention for SIGINT
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -385,3 +385,56 @@ def test_kept_from_counts_only_owned_replica_sets() -> None:
 
     rows = undo.kept_from([replica_set("web-aaa", "u1"), replica_set("impostor", "u2")], "u1")
     assert rows == [kept("v1", "aaa", 9, {"template": {}})]
+
+
+class HistoryKube:
+    """A FastRollout at v2 with v1 and v2 kept, for the undo and history commands."""
+
+    def __init__(self) -> None:
+        self.v1 = FastRolloutSpec.model_validate(spec_dict("w:1", version="v1"))
+        self.v2 = FastRolloutSpec.model_validate(spec_dict("w:2", version="v2"))
+        self.obj: dict[str, Any] = {
+            "metadata": {"name": "web", "uid": "u1", "resourceVersion": "7"},
+            "spec": spec_dict("w:2", version="v2"),
+            "status": {"revision": revision_of(self.v2), "stableRevision": revision_of(self.v2)},
+        }
+        self.replaced: list[dict[str, Any]] = []
+
+    def get(self, name: str) -> dict[str, Any]:
+        return json.loads(json.dumps(self.obj))
+
+    def replica_sets(self, name: str) -> list[dict[str, Any]]:
+        def rs(spec: FastRolloutSpec, hour: int) -> dict[str, Any]:
+            return {
+                "metadata": {
+                    "name": f"web-{revision_of(spec)}",
+                    "creationTimestamp": f"2026-11-30T{hour:02d}:00:00Z",
+                    "labels": {names.LABEL_REVISION: revision_of(spec), names.LABEL_VERSION: spec.version},
+                    "annotations": {names.ANNOTATION_SOURCE: revision_source(spec)},
+                    "ownerReferences": [{"controller": True, "uid": "u1"}],
+                },
+                "spec": {"replicas": 0 if spec is self.v1 else 3},
+            }
+
+        return [rs(self.v1, 9), rs(self.v2, 10)]
+
+    def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
+        self.replaced.append(obj)
+        return obj
+
+
+def test_undo_command_replaces_the_spec_with_the_previous_revision() -> None:
+    kube = HistoryKube()
+    out = io.StringIO()
+    assert plugin_main.rollback(kube, parse(["undo", "web"]), out) == EXIT_REACHED
+    (written,) = kube.replaced
+    assert written["metadata"]["resourceVersion"] == "7"  # guarded against concurrent edits
+    assert revision_of(FastRolloutSpec.model_validate(written["spec"])) == revision_of(kube.v1)
+    assert out.getvalue() == "fastrollout.fastrollout.io/web rolled back to version v1\n"
+
+
+def test_history_command_lists_kept_versions() -> None:
+    out = io.StringIO()
+    assert plugin_main.history(HistoryKube(), parse(["history", "web"]), out) == EXIT_REACHED
+    rows = [line.split() for line in out.getvalue().splitlines()]
+    assert [(r[0], r[-1]) for r in rows[1:]] == [("v1", "0"), ("v2", "target,stable")]
