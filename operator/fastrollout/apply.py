@@ -27,6 +27,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from fastrollout.api import (
+    ANNOTATION_SOURCE,
     API_VERSION,
     GROUP,
     KIND,
@@ -117,6 +118,7 @@ def replica_set_body(target: Target, action: CreateReplicaSet) -> dict[str, Any]
             "name": action.name,
             "namespace": target.namespace,
             "labels": ours,
+            **({"annotations": {ANNOTATION_SOURCE: action.source}} if action.source else {}),
             "ownerReferences": [
                 {
                     "apiVersion": API_VERSION,

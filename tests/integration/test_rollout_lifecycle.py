@@ -163,9 +163,9 @@ def test_kubectl_scale_and_replicas_zero(testbed: Testbed, fleet: Fleet) -> None
     assert up["version"] == "v2"
     assert {version_of(p) for p in live(fleet)} == {"v2"}
     testbed.wait_for(
-        lambda: [version_of(rs) for rs in fleet.replica_sets()] == ["v2"],
+        lambda: {version_of(rs): rs["spec"]["replicas"] for rs in fleet.replica_sets()} == {"v1": 0, "v2": 4},
         timeout=30,
-        message="v1 ReplicaSet deleted",
+        message="v1 ReplicaSet at 0, kept as history",
     )
 
 
@@ -256,14 +256,20 @@ def test_operator_killed_mid_rollout_finishes_the_rollout_correctly(
         )
         op.restart()
         drained = fleet.wait_drained("v2", timeout=60)
-        testbed.wait_for(lambda: fleet.replica_set(rev1) is None, timeout=30, message="v1 ReplicaSet deleted")
+        testbed.wait_for(
+            lambda: (fleet.replica_set(rev1) or {}).get("spec", {}).get("replicas") == 0,
+            timeout=30,
+            message="v1 ReplicaSet at 0, kept as history",
+        )
 
     # No duplicate: one ReplicaSet ever created for v2, always asked at 20; no third ReplicaSet.
     added = [s.name for s in replica_sets.events() if s.type == "ADDED"]
     assert len(added) == 1, added
     new_rs = added[0]
     assert {s.obj["spec"]["replicas"] for s in replica_sets.events() if s.name == new_rs} == {20}
-    assert [rs["metadata"]["name"] for rs in fleet.replica_sets()] == [new_rs]
+    assert sorted(rs["metadata"]["name"] for rs in fleet.replica_sets()) == sorted(
+        [rs1["metadata"]["name"], new_rs]
+    )
     # Correct final status.
     assert drained["phase"] == "Complete"
     assert (drained["version"], drained["stableVersion"]) == ("v2", "v2")

@@ -166,4 +166,8 @@ def test_bulk_rollout_of_300_pods_behind_a_service(testbed: Testbed, fleet: Flee
     assert (done["updatedReplicas"], done["readyReplicas"], done["oldServingReplicas"]) == (300, 300, 0)
     drained = fleet.wait_drained("v2", timeout=120)
     assert drained["replicas"] == 300
-    testbed.wait_for(lambda: len(fleet.replica_sets()) == 1, timeout=30, message="old ReplicaSet deleted")
+    testbed.wait_for(
+        lambda: sorted(rs["spec"]["replicas"] for rs in fleet.replica_sets()) == [0, 300],
+        timeout=30,
+        message="old ReplicaSet at 0, kept as history",
+    )

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
 
 def test_newer_version_mid_rollout_supersedes_it(testbed: Testbed, fleet: Fleet) -> None:
-    fleet.apply(fleet_manifest(replicas=10, version="v1", drain_seconds=10))
+    # No revision history here: the empty old ReplicaSets are deleted (the limit at work on a real cluster).
+    fleet.apply(fleet_manifest(replicas=10, version="v1", drain_seconds=10, revisionHistoryLimit=0))
     fleet.wait_complete("v1")
     with (
         recording(testbed, fleet.namespace, "pods") as pods,
@@ -111,12 +112,15 @@ def test_two_old_versions_draining_at_once_are_both_reported(testbed: Testbed, f
     terminating = {version_of(p) for p in fleet.pods() if is_terminating(p)}
     assert terminating == {"v1", "v2"}
 
-    # v1 goes first (cut over first), then v2: Drained, each old ReplicaSet deleted
+    # v1 goes first (cut over first), then v2: Drained, each old ReplicaSet emptied and kept as history
     fleet.wait_drained("v3", timeout=90)
     testbed.wait_for(
-        lambda: {version_of(rs) for rs in fleet.replica_sets()} == {"v3"},
+        lambda: (
+            {version_of(rs): rs["spec"]["replicas"] for rs in fleet.replica_sets()}
+            == {"v1": 0, "v2": 0, "v3": 10}
+        ),
         timeout=30,
-        message="old ReplicaSets deleted",
+        message="old ReplicaSets at 0, kept by revisionHistoryLimit",
     )
     assert [v["version"] for v in fleet.status()["versions"]] == ["v3"]
 
@@ -149,7 +153,9 @@ def test_manual_rollback_while_the_old_version_still_drains(testbed: Testbed, fl
     assert back["drainingReplicas"] >= by_version["v2"]["drainingReplicas"]
     fleet.wait_drained("v1", timeout=90)
     testbed.wait_for(
-        lambda: {version_of(rs) for rs in fleet.replica_sets()} == {"v1"},
+        lambda: (
+            {version_of(rs): rs["spec"]["replicas"] for rs in fleet.replica_sets()} == {"v1": 10, "v2": 0}
+        ),
         timeout=30,
-        message="v2's ReplicaSet deleted",
+        message="v2's ReplicaSet at 0, kept as history",
     )

@@ -77,6 +77,16 @@ def test_replica_set_body() -> None:
     }
     assert body["spec"]["template"]["metadata"]["labels"] == {"app": "web", **ours}
     assert action.template["metadata"]["labels"] == {"app": "web"}  # the plan's template is not mutated
+    assert "annotations" not in body["metadata"]  # no source given: nothing to keep
+
+
+def test_replica_set_body_keeps_the_revision_source() -> None:
+    """history and undo read the spec fields a revision hashes from the ReplicaSet itself."""
+    source = '{"drain":{},"template":{},"version":"v2"}'
+    action = CreateReplicaSet(
+        name="web-7c9d5f6b8", revision="7c9d5f6b8", version="v2", replicas=1, template={}, source=source
+    )
+    assert replica_set_body(TARGET, action)["metadata"]["annotations"] == {"fastrollout.io/source": source}
 
 
 def test_pods_selector_is_name_and_revision() -> None:

@@ -2,6 +2,7 @@
 
 import json
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -297,8 +298,12 @@ def test_recorded_mid_drain_snapshot() -> None:
         None, [r for r in map(parse_endpoint_slice, recorded("recorded_endpointslices")) if r is not None]
     )
     expected_rs = (
-        ReplicaSetView("web-78c8f16651", "78c8f16651", "v5", 200),
-        ReplicaSetView("web-e2faf648ac", "e2faf648ac", "v3", 0),
+        ReplicaSetView(
+            "web-78c8f16651", "78c8f16651", "v5", 200, datetime(2026, 11, 27, 15, 24, 36, tzinfo=UTC)
+        ),
+        ReplicaSetView(
+            "web-e2faf648ac", "e2faf648ac", "v3", 0, datetime(2026, 11, 27, 15, 23, 12, tzinfo=UTC)
+        ),
     )
     for service in ("web", None):
         observed = cache.snapshot("io-dev", "web", spec(service), "ca78ac7a-ff1c-453f-b26a-9983f6dab809")

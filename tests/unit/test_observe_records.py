@@ -2,6 +2,7 @@
 
 import copy
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,29 @@ def test_replica_set_replicas_default_to_one() -> None:
     record = parse_replica_set(replica_set)
     assert record is not None
     assert record.replicas == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param(
+            "2026-11-27T15:24:36Z", datetime(2026, 11, 27, 15, 24, 36, tzinfo=UTC), id="rfc3339-utc"
+        ),
+        pytest.param(
+            "2026-11-27T16:24:36+01:00", datetime(2026, 11, 27, 15, 24, 36, tzinfo=UTC), id="offset-to-utc"
+        ),
+        pytest.param("yesterday", None, id="malformed"),
+        pytest.param(12, None, id="not-a-string"),
+        pytest.param(None, None, id="absent"),
+    ],
+)
+def test_replica_set_creation_timestamp(value: object, expected: datetime | None) -> None:
+    """Revision history keeps the newest old ReplicaSets: creation time is how "newest" is told."""
+    replica_set = load("replicaset")
+    replica_set["metadata"]["creationTimestamp"] = value
+    record = parse_replica_set(replica_set)
+    assert record is not None
+    assert record.created == expected
 
 
 def test_endpoint_slice_keeps_pod_targets_with_api_defaults() -> None:

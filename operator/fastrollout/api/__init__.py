@@ -1,6 +1,7 @@
 """The FastRollout API: pydantic models that are the one source of the CRD schema."""
 
 from fastrollout.api.constants import (
+    ANNOTATION_SOURCE,
     API_VERSION,
     GROUP,
     KIND,
@@ -14,6 +15,7 @@ from fastrollout.api.spec import CompleteWhen, Drain, FastRolloutSpec, LabelSele
 from fastrollout.api.status import Condition, FastRolloutStatus, Phase, VersionStatus
 
 __all__ = [
+    "ANNOTATION_SOURCE",
     "API_VERSION",
     "GROUP",
     "KIND",

@@ -16,3 +16,7 @@ LABEL_REVISION = f"{GROUP}/revision"
 
 # Used when neither spec.drain nor the template sets a grace period: long enough for a slow request.
 DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS = 600
+
+# On each ReplicaSet: the canonical JSON of what its revision hashes (template, version, effective drain),
+# so `kubectl fastrollout undo` can re-apply exactly that revision and the operator reuses its ReplicaSet.
+ANNOTATION_SOURCE = f"{GROUP}/source"

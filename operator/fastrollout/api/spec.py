@@ -361,6 +361,14 @@ class FastRolloutSpec(ApiModel):
         default=True, description="On failure, remove the new pods and keep the stable version serving."
     )
     paused: bool = Field(default=False, description="Take no step; status still updates.")
+    revision_history_limit: int = Field(
+        default=10,
+        ge=0,
+        description=(
+            "Old ReplicaSets kept at 0 replicas, newest first, for history and undo "
+            "(kubectl fastrollout history/undo); older empty ones are deleted."
+        ),
+    )
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> "FastRolloutSpec":

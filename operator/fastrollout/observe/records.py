@@ -8,6 +8,7 @@ need parses to None (the watch's label selector should already have excluded it)
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from fastrollout.api import LABEL_NAME, LABEL_REVISION, LABEL_VERSION
@@ -71,6 +72,7 @@ class ReplicaSetRecord:
     replicas: int  # spec.replicas
     uid: str = ""
     owner: Owner | None = None  # the controller ownerReference: the FastRollout, if it is ours
+    created: datetime | None = None  # metadata.creationTimestamp; None when absent or malformed
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +183,19 @@ def parse_replica_set(obj: Json) -> ReplicaSetRecord | None:
         replicas=replicas if isinstance(replicas, int) else 1,
         uid=str(metadata.get("uid", "")),
         owner=_controller(metadata),
+        created=_timestamp(metadata.get("creationTimestamp")),
     )
+
+
+def _timestamp(value: object) -> datetime | None:
+    """An RFC 3339 time as the API writes it ("2026-11-30T04:41:02Z"), in UTC; None if it is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def parse_service(obj: Json) -> ServiceRecord | None:

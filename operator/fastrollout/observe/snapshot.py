@@ -85,7 +85,11 @@ def serving_after_deletion(
 def replica_set_views(records: Iterable[ReplicaSetRecord]) -> tuple[ReplicaSetView, ...]:
     return tuple(
         ReplicaSetView(
-            name=record.name, revision=record.revision, version=record.version, replicas=record.replicas
+            name=record.name,
+            revision=record.revision,
+            version=record.version,
+            replicas=record.replicas,
+            created=record.created,
         )
         for record in sorted(records, key=lambda record: record.name)
     )

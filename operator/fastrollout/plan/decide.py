@@ -5,7 +5,7 @@ Order of concerns on one pass:
   failed revision -> hold (rolled back or failed), the stable version follows replicas
   rolling         -> size the target, shrink old ones in waves, cut over when ready
   failure found   -> fail (and roll back) instead of the rolling step
-and, unless paused, empty old ReplicaSets are deleted.
+and, unless paused, empty old ReplicaSets past revisionHistoryLimit are deleted.
 """
 
 from dataclasses import replace
@@ -32,7 +32,7 @@ def decide(rollout: Rollout, observed: Observed, now: datetime) -> Plan:
     outcome = _outcome(name=rollout.name, spec=spec, before=before, fleet=fleet, when=when, now=now)
     status = build_status(rollout, fleet, outcome, when, now)
     if outcome.mode is not Mode.PAUSED:
-        outcome = _with_cleanup(outcome, fleet, status.stable_revision)
+        outcome = _with_cleanup(outcome, fleet, status.stable_revision, spec.revision_history_limit)
     return Plan(
         actions=outcome.actions,
         status=status,
@@ -104,6 +104,6 @@ def _kept_failure(before: FastRolloutStatus) -> Failure:
     return Failure(reason or reasons.ROLLOUT_FAILED, before.message or "the rollout of this version failed")
 
 
-def _with_cleanup(outcome: Outcome, fleet: Fleet, stable_revision: str | None) -> Outcome:
-    deletes = cleanup.empty_replica_sets(fleet, stable_revision)
+def _with_cleanup(outcome: Outcome, fleet: Fleet, stable_revision: str | None, history_limit: int) -> Outcome:
+    deletes = cleanup.empty_replica_sets(fleet, stable_revision, history_limit)
     return replace(outcome, actions=outcome.actions + deletes) if deletes else outcome

@@ -44,6 +44,9 @@ class ReplicaSetView:
     revision: str
     version: str
     replicas: int  # spec.replicas
+    # metadata.creationTimestamp: which old revisions are newest (revisionHistoryLimit keeps those).
+    # None when unknown; such a ReplicaSet counts as the oldest.
+    created: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,7 @@ class CreateReplicaSet:
     version: str
     replicas: int
     template: dict[str, Any]  # the pod template with labels, preStop and grace period injected
+    source: str = ""  # revision_source(spec): kept on the ReplicaSet for history and undo
 
 
 @dataclass(frozen=True)

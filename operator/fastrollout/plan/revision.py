@@ -24,6 +24,12 @@ def revision_of(spec: FastRolloutSpec) -> str:
     `Drain` model: a field added to the API later must not change every revision and roll every fleet
     on an operator upgrade, and two specs that render identical pods share one revision.
     """
+    return hashlib.sha256(revision_source(spec).encode()).hexdigest()[:REVISION_LENGTH]
+
+
+def revision_source(spec: FastRolloutSpec) -> str:
+    """The canonical JSON the revision hashes. The ReplicaSet keeps it (annotation ANNOTATION_SOURCE),
+    so an undo can put exactly these spec fields back and land on the same revision and ReplicaSet."""
     payload = {
         "template": spec.template,
         "version": spec.version,
@@ -32,8 +38,7 @@ def revision_of(spec: FastRolloutSpec) -> str:
             "terminationGracePeriodSeconds": spec.termination_grace_period_seconds(),
         },
     }
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:REVISION_LENGTH]
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"))
 
 
 def replica_set_name(name: str, revision: str) -> str:

@@ -11,7 +11,7 @@ from fastrollout.api import FastRolloutSpec
 from fastrollout.plan import cutover
 from fastrollout.plan.fleet import Fleet, RevisionState
 from fastrollout.plan.model import Action, CreateReplicaSet
-from fastrollout.plan.revision import render_pod_template, replica_set_name
+from fastrollout.plan.revision import render_pod_template, replica_set_name, revision_source
 from fastrollout.plan.surge import OldShare, ready_threshold, shrink_old, surge_count, target_size
 
 
@@ -110,6 +110,7 @@ def _size_target(target: RevisionState, spec: FastRolloutSpec, name: str, size: 
                 version=version,
                 replicas=size,
                 template=render_pod_template(spec, name, target.revision),
+                source=revision_source(spec),
             ),
         )
     return target.scale(size)

@@ -130,6 +130,7 @@ class ReplicaSet:
     labels: dict[str, str]
     behavior: Behavior
     next_ordinal: int = 0
+    created: datetime | None = None  # creationTimestamp: which kept revisions are newest
 
 
 @dataclass(frozen=True)
@@ -193,6 +194,7 @@ class Cluster:
     replica_sets: dict[str, ReplicaSet] = field(default_factory=dict)
     pods: list[Pod] = field(default_factory=list)
     uids: int = 0
+    rs_created: int = 0  # ReplicaSets created so far: their creationTimestamps follow this order
     # endpoints as the EndpointSlice controller saw them at the end of each tick (newest last)
     endpoint_history: deque[dict[int, Endpoint]] = field(default_factory=lambda: deque(maxlen=8))
     # (Observed, planner-view serving uids) at the end of each tick, for stale watches (newest last)
@@ -213,8 +215,15 @@ class Cluster:
                 if action.name in self.replica_sets:
                     return  # AlreadyExists and ours (a stale watch): the handler adopts it
                 labels = dict(action.template["metadata"]["labels"])
+                self.rs_created += 1
                 self.replica_sets[action.name] = ReplicaSet(
-                    action.name, action.revision, action.version, action.replicas, labels, behavior
+                    action.name,
+                    action.revision,
+                    action.version,
+                    action.replicas,
+                    labels,
+                    behavior,
+                    created=START + timedelta(seconds=self.rs_created),
                 )
             case ScaleReplicaSet():
                 rs = self.replica_sets.get(action.name)
@@ -337,7 +346,7 @@ class Cluster:
             )
         return Observed(
             replica_sets=tuple(
-                ReplicaSetView(rs.name, rs.revision, rs.version, rs.replicas)
+                ReplicaSetView(rs.name, rs.revision, rs.version, rs.replicas, rs.created)
                 for rs in sorted(self.replica_sets.values(), key=lambda rs: rs.name)
             ),
             pods=tuple(counts),
@@ -382,6 +391,7 @@ class UserSpec:
     paused: bool = False
     deadline: int = 40
     service: bool = False
+    history: int = 10  # revisionHistoryLimit
 
     def build(self) -> FastRolloutSpec:
         labels = {"app": "w", **({"tier": self.tier} if self.tier else {})}
@@ -396,6 +406,7 @@ class UserSpec:
             self.paused,
             self.deadline,
             self.service,
+            self.history,
         )
 
 
@@ -404,7 +415,19 @@ _SPECS: dict[tuple[Any, ...], FastRolloutSpec] = {}
 
 def _spec(*key: Any) -> FastRolloutSpec:
     if key not in _SPECS:
-        replicas, image, labels, surge, min_ready, complete_when, rollback, paused, deadline, service = key
+        (
+            replicas,
+            image,
+            labels,
+            surge,
+            min_ready,
+            complete_when,
+            rollback,
+            paused,
+            deadline,
+            service,
+            history,
+        ) = key
         _SPECS[key] = FastRolloutSpec.model_validate(
             {
                 "replicas": replicas,
@@ -417,6 +440,7 @@ def _spec(*key: Any) -> FastRolloutSpec:
                 "rollbackOnFailure": rollback,
                 "paused": paused,
                 "progressDeadlineSeconds": deadline,
+                "revisionHistoryLimit": history,
                 **({"serviceName": SERVICE} if service else {}),
             }
         )

@@ -44,6 +44,7 @@ def spec(
     rollback: bool = True,
     paused: bool = False,
     deadline: int = 600,
+    history: int = 10,
 ) -> FastRolloutSpec:
     return FastRolloutSpec.model_validate(
         {
@@ -57,12 +58,17 @@ def spec(
             "rollbackOnFailure": rollback,
             "paused": paused,
             "progressDeadlineSeconds": deadline,
+            "revisionHistoryLimit": history,
         }
     )
 
 
-def rs(revision: str, replicas: int) -> ReplicaSetView:
-    return ReplicaSetView(name=f"w-{revision}", revision=revision, version=f"v-{revision}", replicas=replicas)
+def rs(revision: str, replicas: int, *, age_minutes: int | None = None) -> ReplicaSetView:
+    """A ReplicaSet; `age_minutes` before NOW is its creationTimestamp (None: unknown)."""
+    created = None if age_minutes is None else NOW - timedelta(minutes=age_minutes)
+    return ReplicaSetView(
+        name=f"w-{revision}", revision=revision, version=f"v-{revision}", replicas=replicas, created=created
+    )
 
 
 def pods(
@@ -318,7 +324,17 @@ CASES = [
         events=(),
     ),
     Case(
-        "drained-deletes-empty-old-replica-set",
+        "drained-keeps-empty-old-replica-set-as-history",
+        status={**CUT_OVER, "phase": Phase.COMPLETE, "traffic_stopped_at": STARTED},
+        observed=flat(rs("s1", 0), fleet("T", 10)),
+        actions=(),
+        expect={"phase": Phase.COMPLETE, "drained_at": NOW_TEXT, "traffic_stopped_at": STARTED},
+        conditions={"Drained": "True/OldPodsGone"},
+        events=("Drained",),
+    ),
+    Case(
+        "drained-without-history-deletes-empty-old-replica-set",
+        spec=spec(history=0),
         status={**CUT_OVER, "phase": Phase.COMPLETE, "traffic_stopped_at": STARTED},
         observed=flat(rs("s1", 0), fleet("T", 10)),
         actions=("delete-rs s1",),
@@ -337,7 +353,7 @@ CASES = [
     ),
     Case(
         "complete-when-drained-completes",
-        spec=spec(complete_when="Drained"),
+        spec=spec(complete_when="Drained", history=0),
         status=CUT_OVER,
         observed=flat(rs("s1", 0), fleet("T", 10)),
         actions=("delete-rs s1",),
@@ -641,8 +657,44 @@ CASES = [
         "new-template-after-failure-is-a-new-rollout",
         status={**STABLE_S1, "revision": "f1", "failed_revision": "f1", "phase": Phase.ROLLED_BACK},
         observed=flat(fleet("s1", 10), rs("f1", 0)),
-        actions=("create T 10", "delete-rs f1"),
+        actions=("create T 10",),
         expect={"phase": Phase.PROGRESSING, "failed_revision": None},
+        events=("NewVersion",),
+    ),
+    # --- revision history ----------------------------------------------------------------------
+    Case(
+        "history-limit-keeps-the-newest-empty-replica-sets",
+        spec=spec(history=2),
+        status=COMPLETE,
+        observed=flat(
+            fleet("T", 10),
+            rs("h1", 0, age_minutes=30),
+            rs("h2", 0, age_minutes=20),
+            rs("h3", 0, age_minutes=10),
+            rs("h4", 0),  # no creationTimestamp: counts as the oldest
+        ),
+        actions=("delete-rs h1", "delete-rs h4"),
+        expect={"phase": Phase.COMPLETE, "versions": [("T", 10, 0)]},
+    ),
+    Case(
+        "history-limit-counts-only-empty-old-replica-sets",
+        spec=spec(history=1),
+        status=CUT_OVER,
+        observed=flat(
+            fleet("T", 10),
+            rs("s1", 0, age_minutes=30),
+            pods("s1", 0, draining=2),
+            rs("h1", 0, age_minutes=50),
+            rs("h2", 0, age_minutes=40),
+        ),
+        actions=("delete-rs h1",),
+    ),
+    Case(
+        "undo-to-a-kept-revision-reuses-its-replica-set",
+        status=STABLE_S1,
+        observed=flat(fleet("s1", 10), rs("T", 0, age_minutes=60)),
+        actions=("scale T 10",),
+        expect={"phase": Phase.PROGRESSING, "stable_revision": "s1"},
         events=("NewVersion",),
     ),
     # --- paused --------------------------------------------------------------------------------

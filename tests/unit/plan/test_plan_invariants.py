@@ -232,6 +232,10 @@ class RolloutMachine(RuleBasedStateMachine):
     def strategy(self, surge: int | str, min_ready: int) -> None:
         self.world.edit(max_surge=surge, min_ready=min_ready)
 
+    @rule(history=st.sampled_from([0, 1, 10]))
+    def revision_history(self, history: int) -> None:
+        self.world.edit(history=history)
+
     @rule(complete_when=st.sampled_from(["TrafficStopped", "Drained"]), rollback=st.booleans())
     def completion(self, complete_when: str, rollback: bool) -> None:
         self.world.edit(complete_when=complete_when, rollback=rollback)
@@ -264,6 +268,27 @@ class RolloutMachine(RuleBasedStateMachine):
                 f"liveness: no Complete/Failed/RolledBack within {bound} clean passes: phase "
                 f"{world.status.phase}, {world.status.message}\n  last steps:\n    {world.trace_text()}"
             )
+        # Settled, old pods drain on (TrafficStopped completes before they are gone); once the planner has
+        # seen them go, the empty old ReplicaSets are the revision history: no more than the limit keeps.
+        kept: list[str] = []
+        for _ in range(world.cluster.drain_ticks + world.cluster.endpoint_lag + 10):
+            world.step()
+            kept = self._history(world)
+            if len(kept) <= world.user.history:
+                break
+        assert len(kept) <= world.user.history, f"history: {kept} kept, limit {world.user.history}"
+
+    @staticmethod
+    def _history(world: World) -> list[str]:
+        """The old ReplicaSets at 0 without pods: what revisionHistoryLimit bounds."""
+        current = {world.status.revision, world.status.stable_revision}
+        return [
+            rs.name
+            for rs in world.cluster.replica_sets.values()
+            if rs.revision not in current
+            and rs.replicas == 0
+            and not any(p.revision == rs.revision for p in world.cluster.pods)
+        ]
 
 
 RolloutMachine.TestCase.settings = settings.get_profile(PROFILE)

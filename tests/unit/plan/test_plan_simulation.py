@@ -28,6 +28,7 @@ from fastrollout.plan.model import (
 from fastrollout.plan.surge import surge_count
 
 START_TICKS = 3  # a new pod is Ready three passes after it was created
+CREATED_BASE = datetime(2026, 11, 27, tzinfo=UTC)
 DRAIN_TICKS = 4  # a terminating pod is gone four passes after its delete
 
 
@@ -58,13 +59,18 @@ class FakeCluster:
     pods: list[Pod] = field(default_factory=list)
     crashing_revisions: set[str] = field(default_factory=set)
     capacity: int | None = None  # pods the nodes hold, terminating ones included; None: unlimited
+    creations: int = 0  # ReplicaSets created so far: their creationTimestamps follow this order
 
     def apply(self, actions: tuple[Action, ...]) -> None:
         for action in actions:
             match action:
                 case CreateReplicaSet():
                     assert action.name not in self.replica_sets, "created twice"
-                    view = ReplicaSetView(action.name, action.revision, action.version, action.replicas)
+                    self.creations += 1
+                    created = CREATED_BASE + timedelta(seconds=self.creations)
+                    view = ReplicaSetView(
+                        action.name, action.revision, action.version, action.replicas, created
+                    )
                     self.replica_sets[action.name] = view
                 case ScaleReplicaSet():
                     self.replica_sets[action.name] = replace(
@@ -185,7 +191,11 @@ def settled(driver: Driver) -> None:
     assert plan.status == before
     target = revision_of(driver.spec)
     assert {p.revision for p in driver.cluster.pods} == {target}
-    assert [v.revision for v in driver.cluster.replica_sets.values()] == [target]
+    kept = [v for v in driver.cluster.replica_sets.values() if v.revision != target]
+    assert [v.revision for v in driver.cluster.replica_sets.values() if v.revision == target] == [target]
+    # Old ReplicaSets stay as revision history: empty, and no more than the limit.
+    assert all(v.replicas == 0 for v in kept)
+    assert len(kept) <= driver.spec.revision_history_limit
 
 
 SCENARIOS = [
