@@ -219,7 +219,7 @@ CASES = [
         spec=spec(replicas=10),
         status={**IN_FLIGHT, "stable_revision": "s1"},
         observed=flat(rs("s1", 0), fleet("T", 10)),
-        actions=("delete-rs s1",),
+        actions=(),  # s1's empty ReplicaSet stays as revision history
         expect={"phase": Phase.COMPLETE, "stable_revision": "T"},
         events=("RolloutComplete",),
     ),
