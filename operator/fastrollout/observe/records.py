@@ -8,10 +8,11 @@ need parses to None (the watch's label selector should already have excluded it)
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from fastrollout.api import LABEL_NAME, LABEL_REVISION, LABEL_VERSION
+from fastrollout.plan.clock import from_text
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
@@ -189,13 +190,7 @@ def parse_replica_set(obj: Json) -> ReplicaSetRecord | None:
 
 def _timestamp(value: object) -> datetime | None:
     """An RFC 3339 time as the API writes it ("2026-11-30T04:41:02Z"), in UTC; None if it is not one."""
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return from_text(value) if isinstance(value, str) else None
 
 
 def parse_service(obj: Json) -> ServiceRecord | None:
