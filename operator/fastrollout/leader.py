@@ -180,8 +180,12 @@ class Elector:
 
     def may_write(self) -> bool:
         """The fence: this process leads and its renew deadline has not passed by the local clock."""
+        return self._leading and self._holds()
+
+    def _holds(self) -> bool:
+        """The Lease is ours by the last renewal, whether or not we still lead (shutting down)."""
         renewed = self._renewed_at
-        return self._leading and renewed is not None and self._clock() < renewed + self.config.renew_deadline
+        return renewed is not None and self._clock() < renewed + self.config.renew_deadline
 
     @property
     def leading(self) -> bool:
@@ -326,8 +330,9 @@ class Elector:
                 await asyncio.sleep(min(cfg.retry_period, max(remaining - 0.001, 0.0)))
 
     async def release(self) -> None:
-        """On graceful shutdown: hand the lease back, so a standby takes it at its next attempt."""
-        if not self.may_write():
+        """On graceful shutdown, after `run()` was cancelled and the reconcilers stopped: hand the lease
+        back, so a standby takes it at its next attempt rather than a lease duration later."""
+        if not self._holds():
             return
         self._leading = False
         loop = asyncio.get_running_loop()

@@ -7,7 +7,8 @@ defaults are 15/10/2). op-a is started first and leads; then a rollout v1 -> v2 
 - the leader SIGKILLed mid-rollout: right after it created v2's ReplicaSet (even repeats), or right
   after the cutover's collection delete (odd repeats, FASTROLLOUT_TEST_KILL_AFTER=DeletePods);
 - the leader frozen (SIGSTOP) until op-b holds the lease, then resumed (SIGCONT);
-- the API server restarted (stopped, then tests/cluster/up.sh starts it again).
+- the API server restarted (killed, then tests/cluster/up.sh starts it again);
+and, without a rollout, the leader stopped gracefully (SIGTERM): it hands the Lease over.
 
 Each: the rollout completes (Drained at v2), every action happened once (ReplicaSet creates as the API's
 watch delivered them, and `CreateReplicaSet(`/`DeletePods(` log lines of both processes, which are
@@ -94,9 +95,12 @@ class Pair:
                 env=leader_env if identity == IDENTITIES[0] else None,
             )
             self.ops[identity] = op
-            op.wait_for_log(r"started \d+ child watches", timeout=60)
             if identity == IDENTITIES[0]:
-                op.wait_for_log(r"leader election: op-a leads", timeout=30)
+                # op-a leads: it starts first, and op-b (starting meanwhile: the two start in parallel
+                # to keep the test short) finds the Lease held when it campaigns.
+                op.wait_for_log(r"leader election: op-a leads", timeout=60)
+        for op in self.ops.values():
+            op.wait_for_log(r"started \d+ child watches", timeout=60)
 
     def holder(self) -> str:
         proc = self.bed.kubectl("get", "lease", LEASE_NAME, "-n", self.namespace, "-o", "json", check=False)
@@ -338,3 +342,21 @@ def test_apiserver_restarted_mid_rollout(
             **counts,
         }
     )
+
+
+def test_graceful_stop_hands_the_lease_over(
+    testbed: Testbed, namespace: str, crd: None, operator_process: Callable[..., OperatorProcess]
+) -> None:
+    """SIGTERM (a rolling update of the chart's Deployment): the leader hands the Lease back, and the
+    standby takes it within about a retry period, not a lease duration."""
+    pair = Pair(testbed, namespace, operator_process)
+    assert pair.holder() == "op-a"
+    stopping = time.monotonic()
+    pair.ops["op-a"].stop()
+    testbed.wait_for(
+        lambda: pair.holder() == "op-b", timeout=30, interval=0.05, message="op-b holds the lease"
+    )
+    handover = time.monotonic() - stopping
+    assert pair.log_lines(r"op-a released lease"), "op-a did not release the lease"
+    _report({"test": "graceful-stop", "handover_seconds": round(handover, 2)})
+    assert handover < LEASE_SECONDS, f"handover took {handover:.2f}s: the lease was not released"

@@ -303,3 +303,26 @@ def test_the_applier_sends_no_write_once_the_fence_is_down() -> None:
     with pytest.raises(NotLeaderError):
         applier._request("PATCH", "/apis/fastrollout.io/v1alpha1/namespaces/a/fastrollouts/w/status", {})
     assert sent == []
+
+
+def test_shutdown_releases_the_lease_after_the_campaign_is_cancelled() -> None:
+    """What cleanup does on SIGTERM: cancel run() (leading stops), then release(): the Lease is
+    handed back, so a standby takes it at its next attempt instead of a lease duration later."""
+    store = FakeLeases()
+
+    async def scenario() -> None:
+        config = LeaseConfig("l", "ns", "a", lease_duration=0.6, renew_deadline=0.4, retry_period=0.1)
+        a = Elector(config, store, on_started=_nothing, on_stopped=_nothing)
+        task = asyncio.create_task(a.run())
+        await asyncio.sleep(0.15)
+        assert a.leading
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        assert not a.may_write()
+        await a.release()
+        a.close()
+
+    asyncio.run(scenario())
+    assert store.lease is not None
+    assert store.lease["spec"]["holderIdentity"] is None
+    assert store.writes[-1] == ""
