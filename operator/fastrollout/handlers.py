@@ -106,6 +106,14 @@ class Runtime:
         """Whether this replica runs reconcilers: always without leader election."""
         return self.elector is None or self.elector.leading
 
+    def cache_ready(self, namespace: str) -> bool:
+        """Whether a pass for `namespace` may plan: its watches are synced; with leader election also
+        current (none failing), so a leader never acts on a cache that stopped following the API,
+        e.g. right after an API server outage, while its watches reconnect."""
+        if self.elector is None:
+            return self.observer.synced_for(namespace)
+        return self.observer.current_for(namespace)
+
     def alive(self) -> bool:
         """Watch threads run and, with leader election, the campaign task too (for /healthz)."""
         campaign = self.election_task is None or not self.election_task.done()
@@ -133,6 +141,10 @@ class Runtime:
         self.reconcilers.clear()
         for reconciler in reconcilers:
             await reconciler.stop()
+        # The per-rollout gauges come from the status this replica wrote: only the leader exports
+        # them, so a former leader's stale values never add to the new leader's in a sum().
+        for key in self.known:
+            self.metrics.forget(*key)
 
 
 class Waker:
@@ -207,7 +219,7 @@ class Reconciler:
                     await asyncio.wait_for(self._wake.wait(), timeout=requeue)
             # Never plan from a half-filled cache. Only this namespace's watches count: one that cannot
             # be listed (a 403) holds back its own FastRollouts, never the others (/readyz reports it).
-            while not self._runtime.observer.synced_for(self.key[0]):
+            while not self._runtime.cache_ready(self.key[0]):
                 await asyncio.sleep(SYNC_POLL_SECONDS)
             # Let the rest of a burst arrive, and keep passes at least MIN_INTERVAL apart.
             await asyncio.sleep(max(COALESCE_SECONDS, last_start + MIN_INTERVAL - time.monotonic()))

@@ -274,7 +274,9 @@ class Elector:
         if not self.holder or self.holder == self.config.identity:
             return jittered
         expires = self._observed_at + self.config.lease_duration - self._clock()
-        return min(jittered, max(expires, 0.0) + EXPIRY_MARGIN)
+        if expires <= 0:
+            return jittered  # expired and still not ours (API unreachable, or lost a race): no hot loop
+        return min(jittered, expires + EXPIRY_MARGIN)
 
     # ---------------------------------------------------------------------------------------- loops
 

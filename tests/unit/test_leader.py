@@ -326,3 +326,16 @@ def test_shutdown_releases_the_lease_after_the_campaign_is_cancelled() -> None:
     assert store.lease is not None
     assert store.lease["spec"]["holderIdentity"] is None
     assert store.writes[-1] == ""
+
+
+def test_a_standby_wakes_at_the_expiry_but_never_spins_once_the_lease_has_expired() -> None:
+    store, a_clock, b_clock = FakeLeases(), Clock(), Clock()
+    a, b = elector("a", store, a_clock), elector("b", store, b_clock)
+    assert a.try_acquire_or_renew()
+    assert not b.try_acquire_or_renew()
+    b_clock.now += 14.5
+    assert b._next_try() == pytest.approx(0.51)  # at the expiry, not a whole retry period later
+    b_clock.now += 1  # expired, but the API is unreachable: attempts fail
+    store.down = True
+    for _ in range(20):
+        assert 2.0 <= b._next_try() <= 2.4  # a (jittered) retry period, never a hot loop
