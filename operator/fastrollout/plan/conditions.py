@@ -55,7 +55,10 @@ def progressing(
     if phase is Phase.COMPLETE:
         return Verdict(reasons.FALSE, reasons.ROLLOUT_COMPLETE, f"version {version} complete")
     if not traffic.cut_over and outcome.blocked is not None:
-        return Verdict(reasons.TRUE, reasons.NEW_PODS_NOT_IN_SERVICE, outcome.blocked)
+        # A Service that cannot route to the new pods is named as the cause (one Warning event); pods
+        # whose endpoints only lag, or a targetPort that may be wrong, are progress with the counts.
+        reason = reasons.NEW_PODS_NOT_IN_SERVICE if outcome.misconfigured else reasons.ROLLOUT_PROGRESSING
+        return Verdict(reasons.TRUE, reason, outcome.blocked)
     if not traffic.cut_over:
         return Verdict(reasons.TRUE, reasons.ROLLOUT_PROGRESSING, rolling_message)
     if not traffic.stopped:

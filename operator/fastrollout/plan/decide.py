@@ -81,6 +81,7 @@ def _outcome(
         cut_over_now=cut_over_now,
         requeue_after=when.seconds_left(now) if waiting else None,
         blocked=blocked,
+        misconfigured=blocked is not None and service.misconfigured(fleet, spec, name),
     )
 
 

@@ -28,3 +28,5 @@ class Outcome:
     requeue_after: float | None = None
     # Why Ready new pods do not count for cutover (not behind the Service), in words; None otherwise.
     blocked: str | None = None
+    # ... and certainly for ever (no Service, or it does not select the new pods), not a moment's lag.
+    misconfigured: bool = False

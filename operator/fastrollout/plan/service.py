@@ -15,6 +15,16 @@ def pod_labels(spec: FastRolloutSpec, name: str, revision: str, version: str) ->
     return {**spec.template_labels(), LABEL_NAME: name, LABEL_VERSION: version, LABEL_REVISION: revision}
 
 
+def misconfigured(fleet: Fleet, spec: FastRolloutSpec, name: str) -> bool:
+    """The Service is missing or does not select the target's pods: certain to hold the cutover for
+    ever, unlike endpoints that only lag (the EndpointSlice controller publishes a Ready pod within
+    about a second), which must not raise an alarm on every rollout."""
+    service, target = fleet.service, fleet.target
+    if service is None:
+        return False
+    return not service.found or not service.selects(pod_labels(spec, name, target.revision, target.version))
+
+
 def not_behind_service(fleet: Fleet, spec: FastRolloutSpec, name: str) -> str | None:
     """Why enough new pods are Ready but too few have a ready endpoint in the Service; None when the
     gate does not hold them back (no Service, not enough Ready pods yet, or enough behind it).

@@ -580,7 +580,8 @@ CASES = [
             ServiceView("w", found=True, selector=(("app", "w"),)),
         ),
         actions=(),
-        conditions={"Progressing": "True/NewPodsNotInService"},
+        conditions={"Progressing": "True/RolloutProgressing"},
+        events=(),
     ),
     Case(
         "service-selecting-new-pods-cuts-over",
