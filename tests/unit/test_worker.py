@@ -249,8 +249,9 @@ def test_drain_delay_keeps_accepting_before_stopping(spawn: Callable[..., Worker
     assert time.monotonic() - signalled >= 1
 
 
-def test_hard_deadline_exits_nonzero(spawn: Callable[..., Worker]) -> None:
-    worker = spawn(WORKER_DRAIN_DEADLINE_SECONDS="0.5").wait_listening()
+def sigterm_with_a_stuck_request_exits_at_the_deadline(worker: Worker) -> Call:
+    """SIGTERM while a 30 s request is in flight: the worker exits 124 within 3 s (a 0.5 s deadline).
+    Returns the stuck call, joined."""
     stuck = Call(worker.port, "/?sleep=30")
     wait_for(lambda: worker.in_flight() == 1, 5, "the request to be in flight")
     signalled = time.monotonic()
@@ -258,6 +259,12 @@ def test_hard_deadline_exits_nonzero(spawn: Callable[..., Worker]) -> None:
     assert worker.wait_exit(5) == EXIT_DEADLINE
     assert time.monotonic() - signalled < 3
     stuck.join(5)
+    return stuck
+
+
+def test_hard_deadline_exits_nonzero(spawn: Callable[..., Worker]) -> None:
+    worker = spawn(WORKER_DRAIN_DEADLINE_SECONDS="0.5").wait_listening()
+    stuck = sigterm_with_a_stuck_request_exits_at_the_deadline(worker)
     assert stuck.error is not None, "the unfinished request is cut off, not answered"
 
 
@@ -360,13 +367,7 @@ def test_fastrollout_drain_seconds_sets_the_deadline_and_worker_variable_wins(
     spawn: Callable[..., Worker],
 ) -> None:
     worker = spawn(FASTROLLOUT_DRAIN_SECONDS="0.5").wait_listening()
-    stuck = Call(worker.port, "/?sleep=30")
-    wait_for(lambda: worker.in_flight() == 1, 5, "the request to be in flight")
-    signalled = time.monotonic()
-    worker.proc.send_signal(signal.SIGTERM)
-    assert worker.wait_exit(5) == EXIT_DEADLINE
-    assert time.monotonic() - signalled < 3
-    stuck.join(5)
+    sigterm_with_a_stuck_request_exits_at_the_deadline(worker)
     explicit = spawn(FASTROLLOUT_DRAIN_SECONDS="0.5", WORKER_DRAIN_DEADLINE_SECONDS="30").wait_listening()
     slow = Call(explicit.port, "/?sleep=1.5")
     wait_for(lambda: explicit.in_flight() == 1, 5, "the request to be in flight")
