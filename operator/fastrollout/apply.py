@@ -227,8 +227,9 @@ class Applier:
         query: Mapping[str, str] | None = None,
         content_type: str = "application/json",
         timeout: float = REQUEST_SECONDS,
-    ) -> None:
-        """One API call with a JSON body; raises ApiException on a non-2xx answer. Blocking."""
+    ) -> bytes:
+        """One API call with a JSON body; returns the raw answer (callers that need it decode it),
+        raises ApiException on a non-2xx answer. Blocking."""
         params = self._api.param_serialize(
             method,
             path,
@@ -238,9 +239,10 @@ class Applier:
             auth_settings=["BearerToken"],
         )
         response = self._api.call_api(*params, _request_timeout=timeout)
-        response.read()  # type: ignore[no-untyped-call]  # frees the connection; the body is not decoded
+        data: bytes = response.read()  # type: ignore[no-untyped-call]  # also frees the connection
         if not 200 <= response.status <= 299:
             raise ApiException.from_response(http_resp=response, body=None, data=None)
+        return data
 
     async def apply(self, target: Target, plan: Plan, current_status: Mapping[str, Any] | None) -> Applied:
         """Writes the status if it changed, posts the events, then runs the actions in order.
@@ -325,14 +327,7 @@ class Applier:
 
     def _get(self, path: str) -> dict[str, Any]:
         """One GET, decoded. Blocking."""
-        params = self._api.param_serialize(
-            "GET", path, header_params={"Accept": "application/json"}, auth_settings=["BearerToken"]
-        )
-        response = self._api.call_api(*params, _request_timeout=REQUEST_SECONDS)
-        data = response.read()  # type: ignore[no-untyped-call]
-        if not 200 <= response.status <= 299:
-            raise ApiException.from_response(http_resp=response, body=None, data=None)
-        found: dict[str, Any] = json.loads(data)
+        found: dict[str, Any] = json.loads(self._request("GET", path))
         return found
 
     async def post_event(self, target: Target, event: Event, now: datetime) -> None:
