@@ -29,6 +29,7 @@ from kubernetes.client.exceptions import ApiException
 from fastrollout.api import (
     ANNOTATION_SOURCE,
     API_VERSION,
+    FINALIZER,
     GROUP,
     KIND,
     LABEL_NAME,
@@ -42,12 +43,16 @@ from fastrollout.plan import reasons
 from fastrollout.plan.errors import ApiFailure
 from fastrollout.plan.model import (
     Action,
+    AddFinalizer,
     CreateReplicaSet,
     DeletePods,
     DeleteReplicaSet,
     Event,
+    PinService,
     Plan,
+    RemoveFinalizer,
     ScaleReplicaSet,
+    UnpinService,
 )
 
 logger = logging.getLogger(__name__)
@@ -68,6 +73,9 @@ KILL_AFTER_ENV = "FASTROLLOUT_TEST_KILL_AFTER"
 EVENT_MESSAGE_LIMIT = 1024  # the API rejects longer event messages
 COMPONENT = "fastrollout"
 MERGE_PATCH = "application/merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+# The field manager of every write that names one (the Service's pin, the FastRollout's finalizer).
+FIELD_MANAGER = "fastrollout"
 DELETE_IN_BACKGROUND = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
 
 
@@ -190,6 +198,32 @@ def failure_reason(action: Action) -> str:
             return reasons.FAILED_SCALE
         case DeletePods() | DeleteReplicaSet():
             return reasons.FAILED_DELETE
+        case PinService() | UnpinService() | AddFinalizer() | RemoveFinalizer():
+            return reasons.FAILED_UPDATE
+
+
+def pin_patch(revision: str | None) -> dict[str, Any]:
+    """The merge patch that sets (or, with None, removes) the one selector key the operator owns.
+
+    A merge patch, not server-side apply: core/v1 declares the Service's spec.selector an atomic map,
+    so an apply of this one key would replace the user's whole selector."""
+    return {"spec": {"selector": {LABEL_REVISION: revision}}}
+
+
+def finalizer_apply(target: Target, present: bool) -> dict[str, Any]:
+    """Server-side apply of the FastRollout's metadata.finalizers as this field manager owns it.
+
+    finalizers is a set-typed list: an apply adds or removes only our own entry and leaves the other
+    owners' entries alone, with no read-modify-write race (a merge patch replaces the whole list)."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {
+            "name": target.name,
+            "namespace": target.namespace,
+            "finalizers": [FINALIZER] if present else [],
+        },
+    }
 
 
 class CollisionError(Exception):
@@ -303,6 +337,22 @@ class Applier:
                     )
                 case DeleteReplicaSet(name=name):
                     self._request("DELETE", f"{replica_sets}/{name}", DELETE_IN_BACKGROUND)
+                case PinService() | UnpinService():
+                    self._request(
+                        "PATCH",
+                        f"/api/v1/namespaces/{target.namespace}/services/{action.service}",
+                        pin_patch(action.revision if isinstance(action, PinService) else None),
+                        query={"fieldManager": FIELD_MANAGER},
+                        content_type=MERGE_PATCH,
+                    )
+                case AddFinalizer() | RemoveFinalizer():
+                    self._request(
+                        "PATCH",
+                        f"/apis/{GROUP}/{VERSION}/namespaces/{target.namespace}/{PLURAL}/{target.name}",
+                        finalizer_apply(target, present=isinstance(action, AddFinalizer)),
+                        query={"fieldManager": FIELD_MANAGER, "force": "true"},
+                        content_type=APPLY_PATCH,
+                    )
         except ApiException as error:
             if isinstance(action, CreateReplicaSet):
                 _ignore(error, HTTP_CONFLICT)

@@ -2,7 +2,8 @@
 
 kopf watches only FastRollouts. It has no handler for pods or ReplicaSets at all, so it never puts
 an annotation or finalizer on them; it writes nothing to FastRollouts either (only `on.event`, which
-stores no progress and needs no finalizer). Children come from `observe`'s shared watches.
+stores no progress and needs no finalizer). Children come from `observe`'s shared watches. The one
+finalizer is the planner's own (api.FINALIZER), held only while a Service's selector is pinned.
 
 Why our own loop instead of `@kopf.daemon`: a kopf daemon puts a finalizer on every FastRollout, so
 deleting one would hang while the operator is down. A task per FastRollout, started by its first
@@ -38,7 +39,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from fastrollout.api import GROUP, PLURAL, VERSION, FastRolloutSpec, FastRolloutStatus
+from fastrollout.api import FINALIZER, GROUP, PLURAL, VERSION, FastRolloutSpec, FastRolloutStatus
 from fastrollout.apply import DELETE_COLLECTION_WORKERS, HTTP_NOT_FOUND, REQUEST_SECONDS, Applier, Target
 from fastrollout.health import HealthServer
 from fastrollout.metrics import ERROR_REASON, Metrics
@@ -228,7 +229,15 @@ class Reconciler:
             return None
         now = datetime.now(UTC)
         observed = runtime.observer.snapshot(namespace, name, spec, target.uid)
-        rollout = Rollout(name=name, namespace=namespace, generation=generation, spec=spec, status=status)
+        rollout = Rollout(
+            name=name,
+            namespace=namespace,
+            generation=generation,
+            spec=spec,
+            status=status,
+            deleting=bool(metadata.get("deletionTimestamp")),
+            finalized=FINALIZER in (metadata.get("finalizers") or []),
+        )
         plan = decide(rollout, observed, now)
         applied = await runtime.applier.apply(target, plan, current)
         recorded = await self._record(target, plan, applied.failure, now)

@@ -42,13 +42,13 @@ KUBE_VERSION = "v1.36.3"
 
 # What the operator may do, and nothing more (charts/fastrollout/templates/_rbac.tpl says why).
 NAMESPACED_GRANTS = {
-    ("fastrollout.io", "fastrollouts"): {"get", "list", "watch"},
+    ("fastrollout.io", "fastrollouts"): {"get", "list", "watch", "patch"},
     ("fastrollout.io", "fastrollouts/status"): {"patch"},
     ("fastrollout.io", "fastrollouts/finalizers"): {"update"},
     ("apps", "replicasets"): {"get", "list", "watch", "create", "patch", "delete"},
     ("", "pods"): {"list", "watch", "deletecollection"},
     ("discovery.k8s.io", "endpointslices"): {"list", "watch"},
-    ("", "services"): {"list", "watch"},
+    ("", "services"): {"list", "watch", "patch"},
     ("", "events"): {"create"},
 }
 

@@ -12,10 +12,11 @@ authenticated client may read.
 
 {{- define "fastrollout.rbac.namespacedRules" -}}
 # The FastRollout objects: kopf lists and watches them; the operator re-reads one before each pass.
-# It never creates, updates or patches them (no kopf annotations, no finalizers).
+# patch: only its own finalizer (server-side apply of metadata.finalizers), held while the Service's
+# selector is pinned (strategy.cutover ServiceSelector), so deleting it unpins first. No kopf annotations.
 - apiGroups: ["fastrollout.io"]
   resources: ["fastrollouts"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["get", "list", "watch", "patch"]
 # Status is written through the status subresource, one merge patch per change.
 - apiGroups: ["fastrollout.io"]
   resources: ["fastrollouts/status"]
@@ -39,10 +40,11 @@ authenticated client may read.
 - apiGroups: ["discovery.k8s.io"]
   resources: ["endpointslices"]
   verbs: ["list", "watch"]
-# Services, read only: when new pods are not behind spec.serviceName, status names what it selects on.
+# Services: when new pods are not behind spec.serviceName, status names what it selects on.
+# patch: strategy.cutover ServiceSelector sets (and removes) the one selector key fastrollout.io/revision.
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["list", "watch"]
+  verbs: ["list", "watch", "patch"]
 # core/v1 events for each rollout step (the operator's and kopf's own warnings).
 - apiGroups: [""]
   resources: ["events"]

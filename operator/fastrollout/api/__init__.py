@@ -3,6 +3,7 @@
 from fastrollout.api.constants import (
     ANNOTATION_SOURCE,
     API_VERSION,
+    FINALIZER,
     GROUP,
     KIND,
     LABEL_NAME,
@@ -11,12 +12,13 @@ from fastrollout.api.constants import (
     PLURAL,
     VERSION,
 )
-from fastrollout.api.spec import CompleteWhen, Drain, FastRolloutSpec, LabelSelector, Strategy
+from fastrollout.api.spec import CompleteWhen, Cutover, Drain, FastRolloutSpec, LabelSelector, Strategy
 from fastrollout.api.status import Condition, FastRolloutStatus, Phase, VersionStatus
 
 __all__ = [
     "ANNOTATION_SOURCE",
     "API_VERSION",
+    "FINALIZER",
     "GROUP",
     "KIND",
     "LABEL_NAME",
@@ -26,6 +28,7 @@ __all__ = [
     "VERSION",
     "CompleteWhen",
     "Condition",
+    "Cutover",
     "Drain",
     "FastRolloutSpec",
     "FastRolloutStatus",

@@ -20,3 +20,8 @@ DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS = 600
 # On each ReplicaSet: the canonical JSON of what its revision hashes (template, version, effective drain),
 # so `kubectl fastrollout undo` can re-apply exactly that revision and the operator reuses its ReplicaSet.
 ANNOTATION_SOURCE = f"{GROUP}/source"
+
+# On a FastRollout while the Service's selector carries its pin (strategy.cutover ServiceSelector):
+# deleting the FastRollout then removes the pin first, so the Service is not left selecting one
+# revision that no longer exists.
+FINALIZER = f"{GROUP}/service-selector"

@@ -27,6 +27,13 @@ class CompleteWhen(StrEnum):
     DRAINED = "Drained"
 
 
+class Cutover(StrEnum):
+    """How old pods stop receiving traffic at cutover."""
+
+    DELETE = "Delete"  # one collection delete per old revision; endpoints go as the pods terminate
+    SERVICE_SELECTOR = "ServiceSelector"  # the Service's selector is pinned to the target revision
+
+
 def cel(rule: str, message: str, field_path: str | None = None) -> JsonDict:
     """One CEL validation rule as the CRD schema spells it."""
     validation: JsonDict = {"rule": rule, "message": message}
@@ -166,6 +173,25 @@ class Strategy(ApiModel):
         le=100,
         description="Share of the new version's pods that must be Ready before old pods are cut over.",
     )
+    cutover: Cutover = Field(
+        default=Cutover.DELETE,
+        description=(
+            "Delete: old pods leave by one collection delete per version. ServiceSelector: the operator "
+            "pins the Service's selector to the target revision (key fastrollout.io/revision), so "
+            "traffic switches in one EndpointSlice update, and deletes old pods only once they receive "
+            "no traffic; needs serviceName and a surge of the whole fleet (maxSurge 100% or >= replicas)."
+        ),
+    )
+    rollback_window_seconds: int = Field(
+        default=0,
+        ge=0,
+        le=86_400,
+        description=(
+            "ServiceSelector only: the previous version's pods stay Running and Ready, out of the "
+            "Service, this long after TrafficStopped; applying its template again inside the window "
+            "switches the selector back at once."
+        ),
+    )
 
     @field_validator("max_surge")
     @classmethod
@@ -271,6 +297,19 @@ _GRACE = (
     f" : {DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS})"
 )
 
+SELECTOR_CUTOVER_NEEDS_SERVICE = "strategy.cutover ServiceSelector needs serviceName: it pins that Service's selector to the target revision"
+SELECTOR_CUTOVER_NEEDS_FULL_SURGE = (
+    'strategy.cutover ServiceSelector needs a surge of the whole fleet (maxSurge "100%" or an integer'
+    " >= replicas): the selector switches every pod at once, so the whole new version must run first"
+)
+WINDOW_NEEDS_SELECTOR = (
+    "strategy.rollbackWindowSeconds needs strategy.cutover ServiceSelector: with Delete the previous"
+    " version's pods are deleted at cutover, so there is nothing warm to roll back to"
+)
+_SELECTOR_CUTOVER = (
+    "has(self.strategy) && has(self.strategy.cutover) && self.strategy.cutover == 'ServiceSelector'"
+)
+
 # Rules on the whole object: only these can read metadata.name.
 ROOT_VALIDATIONS = [cel(f"size(self.metadata.name) <= {MAX_NAME_LENGTH}", NAME_TOO_LONG, ".metadata.name")]
 
@@ -313,6 +352,20 @@ SPEC_VALIDATIONS = [
         "drain.preStopSleepSeconds must be shorter than the termination grace period"
         " (drain.terminationGracePeriodSeconds, else the template's, else 600)",
         ".drain.preStopSleepSeconds",
+    ),
+    cel(f"!({_SELECTOR_CUTOVER}) || has(self.serviceName)", SELECTOR_CUTOVER_NEEDS_SERVICE, ".serviceName"),
+    cel(
+        # maxSurge and replicas have defaults, so both are set once the API server has defaulted the object.
+        f"!({_SELECTOR_CUTOVER}) || !has(self.strategy.maxSurge) || (type(self.strategy.maxSurge) == int"
+        " ? self.strategy.maxSurge >= self.replicas : self.strategy.maxSurge == '100%')",
+        SELECTOR_CUTOVER_NEEDS_FULL_SURGE,
+        ".strategy.maxSurge",
+    ),
+    cel(
+        "!has(self.strategy) || !has(self.strategy.rollbackWindowSeconds)"
+        f" || self.strategy.rollbackWindowSeconds == 0 || ({_SELECTOR_CUTOVER})",
+        WINDOW_NEEDS_SELECTOR,
+        ".strategy.rollbackWindowSeconds",
     ),
     cel(
         "!self.template.metadata.labels.exists(k, k.startsWith('fastrollout.io/'))",
@@ -392,6 +445,15 @@ class FastRolloutSpec(ApiModel):
             raise ValueError("drain.preStopSleepSeconds must be shorter than the termination grace period")
         if any(key.startswith("fastrollout.io/") for key in labels):
             raise ValueError("template.metadata.labels must not use the fastrollout.io/ prefix")
+        strategy = self.strategy
+        if strategy.cutover is Cutover.SERVICE_SELECTOR:
+            if self.service_name is None:
+                raise ValueError(SELECTOR_CUTOVER_NEEDS_SERVICE)
+            surge = strategy.max_surge
+            if not (surge >= self.replicas if isinstance(surge, int) else surge == "100%"):
+                raise ValueError(SELECTOR_CUTOVER_NEEDS_FULL_SURGE)
+        elif strategy.rollback_window_seconds > 0:
+            raise ValueError(WINDOW_NEEDS_SELECTOR)
         return self
 
     def termination_grace_period_seconds(self) -> int:

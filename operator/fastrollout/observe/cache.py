@@ -26,7 +26,6 @@ from fastrollout.observe.records import (
     ServiceRecord,
 )
 from fastrollout.observe.snapshot import build_observed
-from fastrollout.observe.traffic import TrafficJudge
 from fastrollout.observe.traffic_endpoints import EndpointSliceJudge
 from fastrollout.observe.traffic_pods import PodStateJudge
 from fastrollout.plan.model import Observed, ServiceView
@@ -215,20 +214,16 @@ class ChildCache:
         if not users:
             self._users.pop((namespace, service), None)
 
-    def judge(self, namespace: str, spec: FastRolloutSpec) -> TrafficJudge:
-        if spec.service_name is None:
-            return PodStateJudge()
-        with self._lock:
-            endpoints = self.slices.endpoints(namespace, spec.service_name)
-        return EndpointSliceJudge(endpoints)
-
     def snapshot(self, namespace: str, name: str, spec: FastRolloutSpec, uid: str) -> Observed:
         """What the cache shows for the FastRollout `uid` now. O(its pods + its Service's endpoints)."""
         self.track(namespace, name, spec.service_name)
-        judge = self.judge(namespace, spec)
         key = (namespace, name)
         with self._lock:
             pods = list(self.pods.groups.get(key, {}).values())
             replica_sets = list(self.replica_sets.groups.get(key, {}).values())
-            service = None if spec.service_name is None else self.services.view(namespace, spec.service_name)
-        return build_observed(pods, replica_sets, judge, uid, service)
+            if spec.service_name is None:
+                return build_observed(pods, replica_sets, PodStateJudge(), uid)
+            endpoints = self.slices.endpoints(namespace, spec.service_name)
+            service = self.services.view(namespace, spec.service_name)
+        judge = EndpointSliceJudge(endpoints)
+        return build_observed(pods, replica_sets, judge, uid, service, endpoints=list(endpoints))

@@ -125,15 +125,32 @@ def _ours_in_flight(pod: PodRecord, replica_sets: Collection[ReplicaSetRecord]) 
     return owner.name == expected and all(r.name != expected for r in replica_sets)
 
 
+def strangers(
+    endpoints: Collection[str], counted: Collection[PodRecord], ours: Collection[ReplicaSetRecord]
+) -> int:
+    """Endpoints (by pod name) of the Service whose pod is not one of ours: neither a counted pod nor,
+    for one already gone from the pod cache, named after one of our ReplicaSets."""
+    names = {pod.name for pod in counted}
+    replica_set_names = {record.name for record in ours}
+    return sum(
+        1 for name in endpoints if name not in names and name.rpartition("-")[0] not in replica_set_names
+    )
+
+
 def build_observed(
     pods: Collection[PodRecord],
     replica_sets: Collection[ReplicaSetRecord],
     judge: TrafficJudge,
     uid: str,
     service: ServiceView | None = None,
+    *,
+    endpoints: Collection[str] = (),
 ) -> Observed:
-    """The snapshot of one FastRollout (UID `uid`): only what it controls counts."""
+    """The snapshot of one FastRollout (UID `uid`): only what it controls counts. `endpoints`: the pod
+    names behind its Service, any state, to count the ones that are not its own."""
     counted, ours, foreign = owned(uid, pods, replica_sets)
+    if service is not None and service.found:
+        service = replace(service, strangers=strangers(endpoints, counted, ours))
     revisions = list(count_pods(counted, judge, ours))
     for revision, number in Counter(pod.revision for pod in foreign).items():
         at = next((i for i, r in enumerate(revisions) if r.revision == revision), None)

@@ -57,7 +57,7 @@ def progressing(
     if not traffic.cut_over and outcome.blocked is not None:
         # A Service that cannot route to the new pods is named as the cause (one Warning event); pods
         # whose endpoints only lag, or a targetPort that may be wrong, are progress with the counts.
-        reason = reasons.NEW_PODS_NOT_IN_SERVICE if outcome.misconfigured else reasons.ROLLOUT_PROGRESSING
+        reason = outcome.misconfigured or reasons.ROLLOUT_PROGRESSING
         return Verdict(reasons.TRUE, reason, outcome.blocked)
     if not traffic.cut_over:
         return Verdict(reasons.TRUE, reasons.ROLLOUT_PROGRESSING, rolling_message)

@@ -23,6 +23,9 @@ def transitions(before: FastRolloutStatus, after: FastRolloutStatus, outcome: Ou
     if alone:
         message = f"version {after.version} complete: no older version was running, nothing to cut over"
         events.append(Event(reasons.EVENT_COMPLETE, message))
+    elif outcome.cut_over_now and outcome.by_selector:
+        message = f"cut over to version {after.version}: the Service's selector now pins its revision"
+        events.append(Event(reasons.EVENT_CUT_OVER, message))
     elif outcome.cut_over_now:
         message = f"cut over to version {after.version}: old pods are being deleted"
         events.append(Event(reasons.EVENT_CUT_OVER, message))
@@ -33,8 +36,8 @@ def transitions(before: FastRolloutStatus, after: FastRolloutStatus, outcome: Ou
         message = f"no pod of an older version is running; version {after.version} serves"
         events.append(Event(reasons.EVENT_DRAINED, message))
     progressing = _reason(after, reasons.PROGRESSING)
-    if progressing == reasons.NEW_PODS_NOT_IN_SERVICE != _reason(before, reasons.PROGRESSING):
-        events.append(Event(reasons.EVENT_NOT_IN_SERVICE, after.message or "", warning=True))
+    if progressing in reasons.SERVICE_MISCONFIGURED and progressing != _reason(before, reasons.PROGRESSING):
+        events.append(Event(progressing, after.message or "", warning=True))
     failure = _condition(after, reasons.REPLICA_FAILURE)
     if failure is not None and failure.reason != _reason(before, reasons.REPLICA_FAILURE):
         events.append(Event(failure.reason, failure.message, warning=True))

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from fastrollout.api import FastRolloutSpec, FastRolloutStatus
+from fastrollout.api import LABEL_REVISION, FastRolloutSpec, FastRolloutStatus
 
 
 @dataclass(frozen=True)
@@ -56,10 +56,24 @@ class ServiceView:
     name: str
     found: bool
     selector: tuple[tuple[str, str], ...] = ()  # spec.selector, sorted by key
+    # Endpoints of the Service whose pod is not this FastRollout's (another workload behind the same
+    # Service): pinning the selector to one revision would cut those off.
+    strangers: int = 0
 
     def selects(self, labels: dict[str, str]) -> bool:
         """Whether pods with `labels` match the selector (an empty selector selects no pod)."""
         return bool(self.selector) and all(labels.get(key) == value for key, value in self.selector)
+
+    @property
+    def pinned(self) -> str | None:
+        """The revision the selector is pinned to (its fastrollout.io/revision key), None when unpinned."""
+        return next((value for key, value in self.selector if key == LABEL_REVISION), None)
+
+    def selects_any_revision(self, labels: dict[str, str]) -> bool:
+        """Whether the selector, its pin aside, matches pods with `labels`: what pinning needs to hold
+        (a selector of the pin alone selects nothing of ours once it is removed, so it does not count)."""
+        rest = tuple((key, value) for key, value in self.selector if key != LABEL_REVISION)
+        return bool(rest) and all(labels.get(key) == value for key, value in rest)
 
     def describe(self) -> str:
         """`Service w (selector app=w,tier=web)`, or `Service w (not found)`."""
@@ -97,13 +111,19 @@ class Observed:
 
 @dataclass(frozen=True)
 class Rollout:
-    """The FastRollout object as the planner sees it: identity, desired state, last written status."""
+    """The FastRollout object as the planner sees it: identity, desired state, last written status.
+
+    deleting: metadata.deletionTimestamp is set. finalized: it carries the operator's finalizer
+    (FINALIZER), held while the Service's selector is pinned so that deleting the FastRollout unpins it.
+    """
 
     name: str
     namespace: str
     generation: int
     spec: FastRolloutSpec
     status: FastRolloutStatus
+    deleting: bool = False
+    finalized: bool = False
 
 
 # --- actions: each one API call (or one small fixed set), never one per pod ---
@@ -138,13 +158,47 @@ class DeleteReplicaSet:
 
 
 @dataclass(frozen=True)
+class PinService:
+    """Set the Service's selector key fastrollout.io/revision to `revision` (that key only)."""
+
+    service: str
+    revision: str
+
+
+@dataclass(frozen=True)
+class UnpinService:
+    """Remove the key fastrollout.io/revision from the Service's selector (that key only)."""
+
+    service: str
+
+
+@dataclass(frozen=True)
+class AddFinalizer:
+    """Put FINALIZER on the FastRollout: set before the first pin, so a delete unpins first."""
+
+
+@dataclass(frozen=True)
+class RemoveFinalizer:
+    """Take FINALIZER off the FastRollout once no pin is left (a deleting one then goes)."""
+
+
+@dataclass(frozen=True)
 class Event:
     reason: str
     message: str
     warning: bool = False
 
 
-Action = CreateReplicaSet | ScaleReplicaSet | DeletePods | DeleteReplicaSet
+Action = (
+    CreateReplicaSet
+    | ScaleReplicaSet
+    | DeletePods
+    | DeleteReplicaSet
+    | PinService
+    | UnpinService
+    | AddFinalizer
+    | RemoveFinalizer
+)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,10 @@ STALLED: Final = "Stalled"
 # Progressing
 ROLLOUT_PROGRESSING: Final = "RolloutProgressing"  # True: new pods starting, old ones still serving
 NEW_PODS_NOT_IN_SERVICE: Final = "NewPodsNotInService"  # True: new pods Ready, not behind the Service
+# True: cutover ServiceSelector refused, the Service also routes to pods that are not the fleet's
+SERVICE_SHARED: Final = "ServiceShared"
+# The Progressing reasons that name a Service to fix (each posts one Warning event when it starts).
+SERVICE_MISCONFIGURED: Final = frozenset({NEW_PODS_NOT_IN_SERVICE, SERVICE_SHARED})
 WAITING_FOR_TRAFFIC_STOP: Final = "WaitingForTrafficStop"  # True: cut over, old pods still serving
 WAITING_FOR_DRAIN: Final = "WaitingForDrain"  # True: traffic stopped, completeWhen is Drained
 ROLLOUT_COMPLETE: Final = "RolloutComplete"  # False: nothing left to do
@@ -38,7 +42,10 @@ FAILED_CREATE: Final = "FailedCreate"  # the API refused a ReplicaSet create
 FAILED_SCALE: Final = "FailedScale"
 FAILED_DELETE: Final = "FailedDelete"
 REPLICA_SET_COLLISION: Final = "ReplicaSetCollision"  # the name is taken by a ReplicaSet we do not own
-API_FAILURE_REASONS: Final = frozenset({FAILED_CREATE, FAILED_SCALE, FAILED_DELETE, REPLICA_SET_COLLISION})
+FAILED_UPDATE: Final = "FailedUpdate"  # the API refused the Service's pin or the FastRollout's finalizer
+API_FAILURE_REASONS: Final = frozenset(
+    {FAILED_CREATE, FAILED_SCALE, FAILED_DELETE, REPLICA_SET_COLLISION, FAILED_UPDATE}
+)
 FOREIGN_PODS: Final = "ForeignPods"  # pods carry our labels but another controller owns them
 
 # Available
@@ -62,5 +69,5 @@ EVENT_DRAINED: Final = "Drained"
 EVENT_FAILED: Final = "RolloutFailed"
 EVENT_ROLLED_BACK: Final = "RolledBack"
 EVENT_INVALID_SPEC: Final = "InvalidSpec"  # a stored spec the models refuse (admission was bypassed)
-EVENT_NOT_IN_SERVICE: Final = "NewPodsNotInService"  # Warning: Ready new pods the Service does not route to
+# Warning events NewPodsNotInService and ServiceShared: the Progressing reason of SERVICE_MISCONFIGURED.
 # A refused API call posts its ReplicaFailure reason (FailedCreate, ...) as a Warning event.

@@ -6,9 +6,10 @@ shrink only as far as the target needs room and only as far as Ready capacity al
 """
 
 from dataclasses import dataclass
+from datetime import datetime
 
-from fastrollout.api import FastRolloutSpec
-from fastrollout.plan import cutover
+from fastrollout.api import FastRolloutSpec, FastRolloutStatus
+from fastrollout.plan import cutover, selector
 from fastrollout.plan.fleet import Fleet, RevisionState
 from fastrollout.plan.model import Action, CreateReplicaSet
 from fastrollout.plan.revision import render_pod_template, replica_set_name, revision_source
@@ -28,6 +29,11 @@ class Step:
     target_actions: tuple[Action, ...]
     old_actions: tuple[Action, ...]
     cut_over: bool
+    # ServiceSelector: old versions kept (warm, out of the Service) until then; None: nothing kept.
+    keep_until: datetime | None = None
+    # ServiceSelector: seconds until a kept version may go (the window's end), or until the next look
+    # when TrafficStopped is not stamped yet; None when nothing is kept.
+    wake_in: float | None = None
 
     @property
     def actions(self) -> tuple[Action, ...]:
@@ -36,7 +42,14 @@ class Step:
         return self.target_actions + self.old_actions
 
 
-def roll(fleet: Fleet, spec: FastRolloutSpec, name: str) -> Step:
+def roll(
+    fleet: Fleet,
+    spec: FastRolloutSpec,
+    name: str,
+    before: FastRolloutStatus | None = None,
+    now: datetime | None = None,
+) -> Step:
+    """`before` and `now` matter only with cutover ServiceSelector (when the old versions may go)."""
     replicas = spec.replicas
     surge = surge_count(spec.strategy.max_surge, replicas)
     target = fleet.target
@@ -54,12 +67,47 @@ def roll(fleet: Fleet, spec: FastRolloutSpec, name: str) -> Step:
     size = target_size(replicas, surge, target.size, occupied)
     target_actions = _size_target(target, spec, name, size)
     threshold = ready_threshold(replicas, spec.strategy.min_ready_percent)
+    if selector.by_selector(spec):
+        # The new pods are out of the Service until the pin names them: Ready is what counts, and
+        # whether the Service will select them once it does.
+        if cutover.ready_to_cut_over(target.pods.ready, threshold, size, replicas) and selector.switchable(
+            fleet, spec, name
+        ):
+            return _keep_then_remove(fleet, spec, target_actions, before, now)
     # Counted in service, not merely Ready: with a Service, cut over only to pods behind it.
-    if cutover.ready_to_cut_over(target.pods.capacity, threshold, size, replicas):
+    elif cutover.ready_to_cut_over(target.pods.capacity, threshold, size, replicas):
         return Step(target_actions, cutover.remove(fleet.others), cut_over=True)
     shrinks = tuple(action for r in capacity for action in r.scale(sizes[r.revision]))
     removals = cutover.remove(removed)
     return Step(target_actions, cutover.scales_first(shrinks + removals), cut_over=False)
+
+
+def _keep_then_remove(
+    fleet: Fleet,
+    spec: FastRolloutSpec,
+    target_actions: tuple[Action, ...],
+    before: FastRolloutStatus | None,
+    now: datetime | None,
+) -> Step:
+    """ServiceSelector at cutover: the pin moves (decide() adds it); old versions are removed only
+    once TrafficStopped has held for the margin and the rollback window, and only those no endpoint
+    routes to."""
+    end = selector.window_end(spec, before, fleet.target.revision) if before is not None else None
+    gone = selector.expired(fleet.others, end, now) if now is not None else ()
+    gone_revisions = {r.revision for r in gone}
+    kept = [r for r in fleet.others if r.active and r.revision not in gone_revisions]
+    wake_in: float | None = None
+    if kept and end is not None and now is not None and now < end:
+        wake_in = (end - now).total_seconds()
+    elif kept:
+        wake_in = 1.0  # TrafficStopped not stamped yet, or endpoints not yet updated: look again soon
+    return Step(
+        target_actions,
+        cutover.remove(gone),
+        cut_over=True,
+        keep_until=end if kept else None,
+        wake_in=wake_in,
+    )
 
 
 def _old_sizes(

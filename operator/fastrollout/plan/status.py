@@ -4,10 +4,11 @@ Nothing here reads the clock except through `now`, and nothing varies between tw
 input, so apply.py can compare and skip a no-op write.
 """
 
+from dataclasses import replace
 from datetime import datetime
 
 from fastrollout.api import FastRolloutSpec, FastRolloutStatus, VersionStatus
-from fastrollout.plan import conditions, reasons
+from fastrollout.plan import conditions, reasons, selector
 from fastrollout.plan.clock import to_text
 from fastrollout.plan.conditions import Traffic
 from fastrollout.plan.fleet import Fleet, RevisionState
@@ -34,6 +35,9 @@ def build_status(
     phase = conditions.phase_of(outcome, traffic, spec.complete_when)
     rolling = f"version {target.version}: {target.pods.ready}/{spec.replicas} new pod(s) Ready, cutover at {threshold}"
     progressing = conditions.progressing(phase, outcome, traffic, target.version, rolling)
+    if outcome.keep_until is not None and outcome.failure is None:
+        note = selector.window_text(outcome.keep_until, fleet.others, spec.strategy.rollback_window_seconds)
+        progressing = replace(progressing, message=progressing.message + note)
     now_text = to_text(now)
     verdicts = (
         (reasons.PROGRESSING, progressing),
