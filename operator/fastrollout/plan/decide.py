@@ -93,7 +93,6 @@ def _outcome(
         requeue_after=when.seconds_left(now) if waiting else step.wake_in,
         blocked=blocked,
         misconfigured=misconfigured,
-        keep_until=step.keep_until,
         by_selector=selector.by_selector(spec),
     )
 

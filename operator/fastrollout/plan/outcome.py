@@ -1,7 +1,6 @@
 """What one pass decided, before it is written down as status and events."""
 
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 
 from fastrollout.plan.model import Action
@@ -32,6 +31,4 @@ class Outcome:
     # ... and the Progressing reason when that is certain to last (no Service, it does not select the
     # new pods, or it is shared with other pods under cutover ServiceSelector), not a moment's lag.
     misconfigured: str | None = None
-    # cutover ServiceSelector: the old versions stay warm, out of the Service, until then.
-    keep_until: datetime | None = None
     by_selector: bool = False

@@ -29,8 +29,6 @@ class Step:
     target_actions: tuple[Action, ...]
     old_actions: tuple[Action, ...]
     cut_over: bool
-    # ServiceSelector: old versions kept (warm, out of the Service) until then; None: nothing kept.
-    keep_until: datetime | None = None
     # ServiceSelector: seconds until a kept version may go (the window's end), or until the next look
     # when TrafficStopped is not stamped yet; None when nothing is kept.
     wake_in: float | None = None
@@ -105,7 +103,6 @@ def _keep_then_remove(
         target_actions,
         cutover.remove(gone),
         cut_over=True,
-        keep_until=end if kept else None,
         wake_in=wake_in,
     )
 

@@ -113,7 +113,11 @@ def release(rollout: Rollout, fleet: Fleet) -> tuple[Action, ...]:
 def window_end(spec: FastRolloutSpec, before: FastRolloutStatus, target: str) -> datetime | None:
     """When the old versions may go: TrafficStopped of this target plus the margin and the rollback
     window. None until TrafficStopped is stamped for this target."""
-    stopped = from_text(before.traffic_stopped_at) if before.revision == target else None
+    return end_after(spec, before.traffic_stopped_at if before.revision == target else None)
+
+
+def end_after(spec: FastRolloutSpec, traffic_stopped_at: str | None) -> datetime | None:
+    stopped = from_text(traffic_stopped_at)
     if stopped is None:
         return None
     return stopped + timedelta(seconds=PROPAGATION_MARGIN_SECONDS + spec.strategy.rollback_window_seconds)
@@ -129,10 +133,14 @@ def expired(
     return tuple(r for r in others if r.active and r.pods.serving == 0)
 
 
-def window_text(end: datetime | None, others: tuple[RevisionState, ...], window: int) -> str:
-    """The sentence the status message gains while old versions are kept warm."""
+def window_text(
+    spec: FastRolloutSpec, traffic_stopped_at: str | None, others: tuple[RevisionState, ...]
+) -> str:
+    """What the status message adds while old versions are kept warm: which, and until when (from
+    this pass's TrafficStopped stamp, so the pass that stamps it says it too)."""
     warm = [r.version for r in others if r.active and r.pods.serving == 0]
-    if end is None or not warm or window == 0:
+    end = end_after(spec, traffic_stopped_at)
+    if end is None or not warm or spec.strategy.rollback_window_seconds == 0:
         return ""
     return (
         f"; version {', '.join(warm)} kept warm, out of the Service, for rollback until {to_text(end)}"

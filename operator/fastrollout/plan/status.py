@@ -35,10 +35,12 @@ def build_status(
     phase = conditions.phase_of(outcome, traffic, spec.complete_when)
     rolling = f"version {target.version}: {target.pods.ready}/{spec.replicas} new pod(s) Ready, cutover at {threshold}"
     progressing = conditions.progressing(phase, outcome, traffic, target.version, rolling)
-    if outcome.keep_until is not None and outcome.failure is None:
-        note = selector.window_text(outcome.keep_until, fleet.others, spec.strategy.rollback_window_seconds)
-        progressing = replace(progressing, message=progressing.message + note)
+    same_target = before.revision == target.revision
     now_text = to_text(now)
+    traffic_stopped_at = _once(same_target, before.traffic_stopped_at, traffic.stopped, now_text)
+    if outcome.by_selector and outcome.failure is None:
+        note = selector.window_text(spec, traffic_stopped_at, fleet.others)
+        progressing = replace(progressing, message=progressing.message + note)
     verdicts = (
         (reasons.PROGRESSING, progressing),
         (reasons.AVAILABLE, conditions.available(ready, threshold)),
@@ -47,7 +49,6 @@ def build_status(
         (reasons.RECONCILING, conditions.reconciling(phase, progressing)),
         (reasons.STALLED, conditions.stalled(phase, progressing)),
     )
-    same_target = before.revision == target.revision
     foreign = sum(r.pods.foreign for r in everyone)
     failure = conditions.replica_failure(foreign, before.conditions, now_text, rollout.generation)
     return FastRolloutStatus(
@@ -70,7 +71,7 @@ def build_status(
         stable_version=stable.version if stable is not None else None,
         selector=selector_text(spec),
         rollout_started_at=to_text(when.started_at),
-        traffic_stopped_at=_once(same_target, before.traffic_stopped_at, traffic.stopped, now_text),
+        traffic_stopped_at=traffic_stopped_at,
         drained_at=_once(same_target, before.drained_at, traffic.drained, now_text),
         revision=target.revision,
         stable_revision=stable.revision if stable is not None else None,
