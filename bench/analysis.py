@@ -10,13 +10,16 @@
   with `ready` true; `ready` absent counts as true, as the API says), (c) all old pods gone; the lowest
   ready capacity (unique pods with a ready endpoint) and how long it stayed below N; for a FastRollout,
   when its status first said TrafficStopped and the cutover latency from `minReadyPercent` of the new
-  pods Ready to that status.
+  pods Ready to that status; for a ServiceSelector cutover, when the Service's selector key
+  `fastrollout.io/revision` changed, when all N new pods first had a ready endpoint, and when that held
+  with no old pod's endpoint ready (the switch as the EndpointSlices show it).
 - `spread`: median and min-max of repeated measurements.
 
 Events are plain lists (JSON-ready, so the raw recordings can be stored and re-analysed):
     ["p", t, type, namespace, name, version, ready, deleting]          a pod
     ["s", t, type, namespace, name, [[pod, ready], ...]]                an EndpointSlice
     ["f", t, type, namespace, name, status-summary-dict]               a FastRollout
+    ["v", t, type, namespace, name, {selector}]                         a Service's spec.selector
 `t` is seconds on one clock (the recorder's `time.time()`); `type` is ADDED | MODIFIED | DELETED.
 """
 
@@ -196,7 +199,7 @@ class Fleet:
             self.slices[name] = new
 
     def apply(self, event: Sequence[Any]) -> None:
-        """Applies one recorded event (`p` or `s`; `f` events carry no fleet state)."""
+        """Applies one recorded event (`p` or `s`; `f` and `v` events carry no fleet state)."""
         if event[0] == "p":
             self.apply_pod(event[2], event[4], event[5], bool(event[6]), bool(event[7]))
         elif event[0] == "s":
@@ -254,6 +257,9 @@ class RolloutTimes:
     cutover_started_s: float | None  # first old pod turning terminating at or after the min-ready gate
     status_traffic_stopped_s: float | None  # a FastRollout's status first said TrafficStopped
     cutover_latency_s: float | None  # status_traffic_stopped_s - min_ready_percent_s
+    service_switched_s: float | None  # the Service's fastrollout.io/revision key changed (ServiceSelector)
+    new_serving_s: float | None  # all N new pods had a ready endpoint
+    switched_s: float | None  # all N new pods with a ready endpoint and none of an old pod
     min_ready_capacity: int
     capacity_below_n_s: float  # total time with fewer than N ready endpoints
     capacity_dipped: bool
@@ -267,6 +273,9 @@ class RolloutTimes:
             out["timeline"] = [list(p.__dict__.values()) for p in self.timeline]
             out["timeline_fields"] = list(TimelinePoint.__dataclass_fields__)
         return out
+
+
+PIN_KEY = "fastrollout.io/revision"
 
 
 def _status_says_stopped(status: Mapping[str, Any], target: str) -> bool:
@@ -298,6 +307,10 @@ def analyze(
     first_term_at: float | None = None
     all_term_at: float | None = None
     cut_start_at: float | None = None
+    pin_before: str | None = None  # the Service's pin at t0
+    pin_changed_at: float | None = None
+    new_serving_at: float | None = None
+    switched_at: float | None = None
     min_capacity: int | None = None
     min_pods_ready: int | None = None
     below_since: float | None = None
@@ -328,7 +341,7 @@ def analyze(
 
     def start() -> None:
         nonlocal started, min_capacity, min_pods_ready, below_since, serving_zero_at, present_zero_at
-        nonlocal new_ready_at, gate_at
+        nonlocal new_ready_at, gate_at, new_serving_at, switched_at
         started = True
         min_capacity, min_pods_ready = c.ready_capacity, c.pods_ready
         below_since = t0 if c.ready_capacity < n else None
@@ -336,6 +349,9 @@ def analyze(
         present_zero_at = t0 if c.old_present == 0 else None
         new_ready_at = t0 if c.new_ready >= n else None
         gate_at = t0 if c.new_ready >= threshold else None
+        new_serving = c.ready_capacity - c.old_serving
+        new_serving_at = t0 if new_serving >= n else None
+        switched_at = t0 if new_serving >= n and c.old_serving == 0 else None
 
     for e in events:
         t = float(e[1])
@@ -349,6 +365,13 @@ def analyze(
             if started and status_stopped_at is None and _status_says_stopped(e[5], target):
                 status_stopped_at = t
             continue
+        if e[0] == "v":
+            pin = (e[5] or {}).get(PIN_KEY) if e[2] != "DELETED" else None
+            if not started:
+                pin_before = pin
+            elif pin_changed_at is None and pin != pin_before:
+                pin_changed_at = t
+            continue
         fleet.apply(e)
         c = fleet.counts()
         if not started:
@@ -358,6 +381,11 @@ def analyze(
             new_ready_at = t
         if gate_at is None and c.new_ready >= threshold:
             gate_at = t
+        new_serving = c.ready_capacity - c.old_serving
+        if new_serving_at is None and new_serving >= n:
+            new_serving_at = t
+        if switched_at is None and new_serving >= n and c.old_serving == 0:
+            switched_at = t
         if cut_start_at is None and gate_at is not None and c.old_draining > prev.old_draining:
             cut_start_at = t
         if first_term_at is None and c.old_draining > 0:
@@ -410,6 +438,9 @@ def analyze(
         cutover_started_s=rel(cut_start_at),
         status_traffic_stopped_s=rel(status_stopped_at),
         cutover_latency_s=cutover,
+        service_switched_s=rel(pin_changed_at),
+        new_serving_s=rel(new_serving_at),
+        switched_s=rel(switched_at),
         min_ready_capacity=min_capacity,
         capacity_below_n_s=round(below_total, 3),
         capacity_dipped=min_capacity < n,

@@ -227,6 +227,18 @@ class Api:
         """Removes a benchmark namespace fast: controllers first (orphaning), then every pod at once with
         grace 0 (one DeleteCollection), then the namespace."""
         orphan = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Orphan"}
+        # a ServiceSelector FastRollout carries a finalizer while it pins its Service: the namespace is
+        # going, so drop it rather than depend on an operator being up to remove it
+        with contextlib.suppress(ApiException):
+            body = self.request("GET", f"/apis/{GROUP}/{API_VERSION}/namespaces/{ns}/{PLURAL}")
+            for item in body.get("items") or ():
+                if item["metadata"].get("finalizers"):
+                    self.request(
+                        "PATCH",
+                        f"/apis/{GROUP}/{API_VERSION}/namespaces/{ns}/{PLURAL}/{item['metadata']['name']}",
+                        {"metadata": {"finalizers": None}},
+                        content_type=MERGE_PATCH,
+                    )
         for path in (
             f"/apis/{GROUP}/{API_VERSION}/namespaces/{ns}/{PLURAL}",
             f"/apis/apps/v1/namespaces/{ns}/deployments",
@@ -364,6 +376,15 @@ def _slice_event(t: float, kind: str, obj: Mapping[str, Any]) -> list[Any]:
     return ["s", t, kind, md.get("namespace"), md.get("name"), eps]
 
 
+PIN_KEY = "fastrollout.io/revision"  # the Service selector key of strategy.cutover ServiceSelector
+
+
+def _service_event(t: float, kind: str, obj: Mapping[str, Any]) -> list[Any]:
+    md = obj.get("metadata") or {}
+    selector = dict((obj.get("spec") or {}).get("selector") or {})
+    return ["v", t, kind, md.get("namespace"), md.get("name"), selector]
+
+
 def fr_status_summary(obj: Mapping[str, Any]) -> dict[str, Any]:
     st = obj.get("status") or {}
     stopped = any(
@@ -400,9 +421,10 @@ class _Watch:
 
 
 class Recorder:
-    """List+watch of pods (label VERSION_LABEL), EndpointSlices (label SERVICE_LABEL) and FastRollouts,
-    cluster-wide, raw JSON, each event stamped with `time.time()` when its line arrives. Keeps a live
-    `Fleet` per namespace and every event (per namespace) for the analysis."""
+    """List+watch of pods (label VERSION_LABEL), EndpointSlices and Services (label SERVICE_LABEL) and
+    FastRollouts, cluster-wide, raw JSON, each event stamped with `time.time()` when its line arrives.
+    Keeps a live `Fleet` per namespace, the Services' selectors (a ServiceSelector cutover is a change
+    of the selector's fastrollout.io/revision key) and every event (per namespace) for the analysis."""
 
     def __init__(self, api: Api, watch_frs: bool = True) -> None:
         self.api = api
@@ -410,6 +432,7 @@ class Recorder:
         self.events: dict[str, list[list[Any]]] = {}
         self.fleets: dict[str, Fleet] = {}
         self.frs: dict[tuple[str, str], dict[str, Any]] = {}
+        self.services: dict[tuple[str, str], dict[str, str]] = {}  # (ns, name) -> spec.selector
         self.last_event: dict[str, float] = {}
         self.listeners: list[Callable[[list[Any]], None]] = []
         self._stop = threading.Event()
@@ -417,6 +440,7 @@ class Recorder:
         watches = [
             _Watch("pods", "/api/v1/pods", VERSION_LABEL, _pod_event),
             _Watch("slices", "/apis/discovery.k8s.io/v1/endpointslices", SERVICE_LABEL, _slice_event),
+            _Watch("services", "/api/v1/services", SERVICE_LABEL, _service_event),
         ]
         if watch_frs:
             watches.append(_Watch("frs", f"/apis/{GROUP}/{API_VERSION}/{PLURAL}", "", _fr_event))
@@ -450,6 +474,11 @@ class Recorder:
                     self.frs.pop((ns, ev[4]), None)
                 else:
                     self.frs[(ns, ev[4])] = ev[5] | {"t": ev[1]}
+            elif ev[0] == "v":
+                if ev[2] == "DELETED":
+                    self.services.pop((ns, ev[4]), None)
+                else:
+                    self.services[(ns, ev[4])] = ev[5]
             else:
                 fleet = self.fleets.get(ns)
                 if fleet is None:
@@ -530,11 +559,17 @@ class Recorder:
             return old
 
     def snapshot(self, ns: str, target: str) -> tuple[float, list[list[Any]], int]:
-        """(t, the state now as ADDED events, index of the next event of `ns`)."""
+        """(t, the state now as ADDED events (pods, EndpointSlices, Services' selectors), index of the next
+        event of `ns`)."""
         fleet = self.fleet(ns, target)
         with self.lock:
             t = time.time()
-            return t, fleet.snapshot_events(t - 1e-6, ns), len(self.events.get(ns, []))
+            services = [
+                ["v", t - 1e-6, "ADDED", ns, name, dict(sel)]
+                for (sns, name), sel in self.services.items()
+                if sns == ns
+            ]
+            return t, fleet.snapshot_events(t - 1e-6, ns) + services, len(self.events.get(ns, []))
 
     def events_since(self, ns: str, index: int) -> list[list[Any]]:
         with self.lock:
@@ -546,6 +581,8 @@ class Recorder:
             self.fleets.pop(ns, None)
             for key in [k for k in self.frs if k[0] == ns]:
                 del self.frs[key]
+            for skey in [k for k in self.services if k[0] == ns]:
+                del self.services[skey]
 
     def quiet_for(self, ns: str, seconds: float, timeout: float) -> bool:
         """Waits until `ns` had no event for `seconds` (True), or `timeout` passed (False)."""

@@ -25,9 +25,19 @@ from bench import ecs_model
 from bench.analysis import Spread, analyze, spread
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SYSTEM_ORDER = ("fastrollout", "fastrollout-nosvc", "fastrollout-25", "deploy-25-25", "deploy-100-0")
+SYSTEM_ORDER = (
+    "fastrollout",
+    "fastrollout-selector",
+    "fastrollout-nosvc",
+    "fastrollout-25",
+    "deploy-25-25",
+    "deploy-100-0",
+)
+SELECTOR_SYSTEMS = ("fastrollout-selector", "fastrollout-selector-rollback")
 SYSTEM_LABEL = {
     "fastrollout": "fastrollout (maxSurge 100%)",
+    "fastrollout-selector": "fastrollout (100%, cutover ServiceSelector)",
+    "fastrollout-selector-rollback": "fastrollout ServiceSelector, rollback inside the window",
     "fastrollout-nosvc": "fastrollout (100%, no serviceName)",
     "fastrollout-25": "fastrollout (maxSurge 25%)",
     "deploy-25-25": "Deployment 25%/25%",
@@ -44,6 +54,11 @@ TARGET_CUTOVER_SERVICE_S = 5.0
 TARGET_PEAK_RSS_MB = 300.0
 TARGET_EVENT_P99_S = 1.0
 TARGET_ECS_FACTOR = 10.0
+
+# Targets of issue 10 (strategy.cutover ServiceSelector)
+TARGET_SELECTOR_CUTOVER_S = {"stock": 3.0, "raised": 2.0}
+TARGET_SELECTOR_RATIO = 2.0  # cutover at N = 4,000 / at N = 100
+TARGET_ROLLBACK_S = 3.0  # rollback inside the window at N = 4,000
 
 
 @dataclass
@@ -75,9 +90,12 @@ def _key(system: str) -> int:
 
 
 def rows_from_runs(runs: Iterable[Mapping[str, Any]]) -> list[Row]:
-    """One row per (system, N, QPS setting): median and min-max over the repeats."""
+    """One row per (system, N, QPS setting): median and min-max over the repeats (rollbacks inside the
+    window are not rollouts from scratch: they have their own table)."""
     groups: dict[tuple[str, int, str], list[Mapping[str, Any]]] = defaultdict(list)
     for r in runs:
+        if r.get("kind") == "rollback":
+            continue
         groups[(r["system"], int(r["n"]), r["qps"])].append(r)
     rows = []
     for (system, n, qps), rs in groups.items():
@@ -98,7 +116,7 @@ def rows_from_runs(runs: Iterable[Mapping[str, Any]]) -> list[Row]:
                 if system.startswith("fastrollout")
                 else Spread(None, None, None, 0, 0),
                 cutover_excl_delete=spread(_excl_delete(t) for t in times)
-                if system.startswith("fastrollout")
+                if system.startswith("fastrollout") and system not in SELECTOR_SYSTEMS
                 else Spread(None, None, None, 0, 0),
                 dipped=sum(1 for t in times if t["capacity_dipped"]),
                 min_capacity=min(int(t["min_ready_capacity"]) for t in times),
@@ -300,12 +318,8 @@ def cutover_table(runs: Sequence[Mapping[str, Any]]) -> list[str]:
     """Where fastrollout's cutover time goes: operator reaction, the API's delete, endpoint update, status."""
     groups: dict[tuple[int, str, str], list[Mapping[str, Any]]] = defaultdict(list)
     for r in runs:
-        if r["system"].startswith("fastrollout"):
+        if r["system"].startswith("fastrollout") and r["system"] not in SELECTOR_SYSTEMS:
             groups[(int(r["n"]), r["qps"], r["system"])].append(r["times"])
-
-    def d(ts: Sequence[Mapping[str, Any]], a: str, b: str) -> str:
-        vals = [t[b] - t[a] for t in ts if t.get(a) is not None and t.get(b) is not None]
-        return spread(vals).fmt(2)
 
     out = [
         "| system | N | QPS | all new Ready -> an old pod terminating (operator reaction + scale/delete call) "
@@ -319,13 +333,142 @@ def cutover_table(runs: Sequence[Mapping[str, Any]]) -> list[str]:
     ):
         out.append(
             f"| {SYSTEM_LABEL.get(system, system)} | {n:,} | {qps} | "
-            f"{d(ts, 'min_ready_percent_s', 'cutover_started_s')} | "
-            f"{d(ts, 'cutover_started_s', 'all_old_terminating_s')} | "
-            f"{d(ts, 'all_old_terminating_s', 'traffic_stopped_s')} | "
-            f"{d(ts, 'traffic_stopped_s', 'status_traffic_stopped_s')} | "
-            f"{d(ts, 'min_ready_percent_s', 'status_traffic_stopped_s')} |"
+            f"{_d(ts, 'min_ready_percent_s', 'cutover_started_s')} | "
+            f"{_d(ts, 'cutover_started_s', 'all_old_terminating_s')} | "
+            f"{_d(ts, 'all_old_terminating_s', 'traffic_stopped_s')} | "
+            f"{_d(ts, 'traffic_stopped_s', 'status_traffic_stopped_s')} | "
+            f"{_d(ts, 'min_ready_percent_s', 'status_traffic_stopped_s')} |"
         )
     return out
+
+
+def _d(ts: Sequence[Mapping[str, Any]], a: str, b: str) -> str:
+    """Median (min-max) of t[b] - t[a] over the runs that have both."""
+    vals = [t[b] - t[a] for t in ts if t.get(a) is not None and t.get(b) is not None]
+    return spread(vals).fmt(2)
+
+
+def _v(ts: Sequence[Mapping[str, Any]], key: str) -> str:
+    return spread(t.get(key) for t in ts).fmt(2)
+
+
+def selector_cutover_table(runs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Where a ServiceSelector cutover's time goes: the operator's pass and its selector patch, the
+    EndpointSlice controller swapping the endpoints, the status write; then the old pods' deletion."""
+    groups: dict[tuple[int, str], list[Mapping[str, Any]]] = defaultdict(list)
+    for r in runs:
+        if r["system"] == "fastrollout-selector" and r.get("kind") != "rollback":
+            groups[(int(r["n"]), r["qps"])].append(r["times"])
+    qps_rank = {q: i for i, q in enumerate(QPS_ORDER)}
+    out = [
+        "| N | QPS | runs | all new Ready -> Service selector switched (operator pass + patch) "
+        "| -> all new endpoints ready, no old one (EndpointSlice controller) "
+        "| -> status TrafficStopped (operator sees it, writes status) | total cutover "
+        "| status TrafficStopped -> first old pod terminating (margin) |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for (n, qps), ts in sorted(groups.items(), key=lambda kv: (kv[0][0], qps_rank.get(kv[0][1], 9))):
+        out.append(
+            f"| {n:,} | {qps} | {len(ts)} | {_d(ts, 'min_ready_percent_s', 'service_switched_s')} | "
+            f"{_d(ts, 'service_switched_s', 'switched_s')} | "
+            f"{_d(ts, 'switched_s', 'status_traffic_stopped_s')} | "
+            f"{_d(ts, 'min_ready_percent_s', 'status_traffic_stopped_s')} | "
+            f"{_d(ts, 'status_traffic_stopped_s', 'first_old_terminating_s')} |"
+        )
+    return out
+
+
+def rollback_runs(runs: Iterable[Mapping[str, Any]]) -> dict[tuple[int, str], list[Mapping[str, Any]]]:
+    groups: dict[tuple[int, str], list[Mapping[str, Any]]] = defaultdict(list)
+    for r in runs:
+        if r.get("kind") == "rollback":
+            groups[(int(r["n"]), r["qps"])].append(r)
+    qps_rank = {q: i for i, q in enumerate(QPS_ORDER)}
+    return dict(sorted(groups.items(), key=lambda kv: (kv[0][0], qps_rank.get(kv[0][1], 9))))
+
+
+def rollback_table(runs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Rollback inside rollbackWindowSeconds: the previous template applied again while its pods are
+    still Ready out of the Service. Seconds from that PATCH."""
+    out = [
+        "| N | QPS setting | runs | -> Service selector switched back | -> EndpointSlices: all previous-version "
+        "endpoints ready, none of the left version | -> status Complete, TrafficStopped (previous version) "
+        "| ready capacity below N | API writes | forward cutover before it (s) | load |",
+        "|---:|---|---:|---:|---:|---:|---|---:|---:|---:|",
+    ]
+    for (n, qps), rs in rollback_runs(runs).items():
+        ts = [r["times"] for r in rs]
+        fwd = [r.get("forward_times") or {} for r in rs]
+        dipped = [t for t in ts if t.get("capacity_dipped")]
+        dip = (
+            "no"
+            if not dipped
+            else f"yes in {len(dipped)}/{len(ts)} (min {min(int(t['min_ready_capacity']) for t in ts)})"
+        )
+        s = rs[0].get("qps_settings") or {}
+        load = max(
+            (max(r["loadavg_before_after"]) for r in rs if r.get("loadavg_before_after")), default=None
+        )
+        out.append(
+            f"| {n:,} | {qps} (kcm {s.get('KCM_QPS')}/{s.get('KCM_BURST')}) | {len(rs)} | "
+            f"{_v(ts, 'service_switched_s')} | {_v(ts, 'switched_s')} | "
+            f"{_v(ts, 'status_traffic_stopped_s')} | {dip} | "
+            f"{spread(float(r['writes']['total']) for r in rs).fmt(0)} | "
+            f"{_v(fwd, 'cutover_latency_s')} | {'' if load is None else f'{load:.1f}'} |"
+        )
+    return out
+
+
+def check_selector_targets(
+    rows: Sequence[Row], runs: Sequence[Mapping[str, Any]], big_n: int = 4000, small_n: int = 100
+) -> list[Check]:
+    """Issue 10's targets for strategy.cutover ServiceSelector, on the medians."""
+    checks = []
+    sel = [r for r in rows if r.system == "fastrollout-selector"]
+    for qps, limit in TARGET_SELECTOR_CUTOVER_S.items():
+        name = f"ServiceSelector cutover (minReadyPercent reached -> TrafficStopped) median <= {limit:g} s at every N, {qps} QPS"
+        got = [r for r in sel if r.qps == qps and r.cutover.median is not None]
+        if not got:
+            checks.append(Check(name, "NOT RUN", f"no fastrollout-selector runs at {qps} QPS"))
+            continue
+        per = ", ".join(f"N={r.n}: {r.cutover.fmt(2)} s ({r.runs} runs)" for r in got)
+        ok = all((r.cutover.median or 0.0) <= limit for r in got)
+        missing = {big_n, small_n, 1000} - {r.n for r in got}
+        note = f"; not run at N={sorted(missing)}" if missing else ""
+        checks.append(Check(name, "PASS" if ok else "FAIL", per + note))
+    for qps in QPS_ORDER:
+        name = f"ServiceSelector cutover N={big_n:,} / N={small_n} <= {TARGET_SELECTOR_RATIO:g}, {qps} QPS"
+        big = find(rows, "fastrollout-selector", big_n, qps)
+        small = find(rows, "fastrollout-selector", small_n, qps)
+        if big is None or small is None or not big.cutover.median or not small.cutover.median:
+            checks.append(Check(name, "NOT RUN", f"no fastrollout-selector runs at N={small_n} and {big_n}"))
+            continue
+        ratio = big.cutover.median / small.cutover.median
+        checks.append(
+            Check(
+                name,
+                "PASS" if ratio <= TARGET_SELECTOR_RATIO else "FAIL",
+                f"{big.cutover.median:.2f} s / {small.cutover.median:.2f} s = {ratio:.2f}",
+            )
+        )
+    groups = rollback_runs(runs)
+    for qps in QPS_ORDER:
+        name = f"rollback inside the window at N={big_n:,}, {qps} QPS: spec change -> status TrafficStopped on the previous version <= {TARGET_ROLLBACK_S:g} s"
+        rs = groups.get((big_n, qps))
+        if not rs:
+            checks.append(Check(name, "NOT RUN", f"no rollback runs at N={big_n} {qps} QPS"))
+            continue
+        st = spread(r["times"].get("status_traffic_stopped_s") for r in rs)
+        sw = spread(r["times"].get("switched_s") for r in rs)
+        ok = st.median is not None and st.median <= TARGET_ROLLBACK_S
+        checks.append(
+            Check(
+                name,
+                "PASS" if ok else "FAIL",
+                f"status {st.fmt(2)} s, EndpointSlices switched {sw.fmt(2)} s ({len(rs)} runs)",
+            )
+        )
+    return checks
 
 
 def breakdown_table(results: Mapping[tuple[int, str], ecs_model.EcsResult], n: int) -> list[str]:
@@ -556,6 +699,7 @@ def render(
     ecs = ecs_results(ns, start, drain)
     big = 4000
     checks = check_targets(rows, ecs, cost, big)
+    selector_checks = check_selector_targets(rows, runs, big)
     machine: dict[str, Any] = {}
     for d in docs:
         if d.get("machine"):
@@ -612,6 +756,30 @@ def render(
         *[c.line() for c in checks],
         "```",
         "",
+        "## ServiceSelector cutover, step by step (seconds; median (min-max))",
+        "",
+        "`strategy.cutover: ServiceSelector`: the operator patches the Service's selector key "
+        "`fastrollout.io/revision` to the target revision (watched on the Service), the EndpointSlice "
+        "controller swaps the endpoints, the operator stamps TrafficStopped; the old pods are deleted "
+        "only after that plus a 2 s propagation margin (last column).",
+        "",
+        *selector_cutover_table(runs),
+        "",
+        "## Rollback inside rollbackWindowSeconds (seconds from the PATCH; median (min-max))",
+        "",
+        "Each run: a forward rollout with rollbackWindowSeconds 600 (its cutover in the second-to-last "
+        "column), then the previous template applied again while its pods are still Ready out of the "
+        "Service. The times come from the same watches as the rollouts: the Service's selector, the "
+        "EndpointSlices and the FastRollout's status.",
+        "",
+        *rollback_table(runs),
+        "",
+        "## Targets (issue 10)",
+        "",
+        "```",
+        *[c.line() for c in selector_checks],
+        "```",
+        "",
     ]
     if ecs:
         md += [
@@ -635,6 +803,7 @@ def render(
         "machine": machine,
         "ecs_model": {f"{n}-{p}": r.summary() for (n, p), r in ecs.items()},
         "targets": [c.__dict__ for c in checks],
+        "targets_issue10": [c.__dict__ for c in selector_checks],
     }
     (out / "results.json").write_text(json.dumps(raw, indent=1) + "\n")
     return text

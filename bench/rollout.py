@@ -15,7 +15,11 @@ the last one reached, so fleets are made once per N (with raised QPS, to save th
 takes to create them; the setting in force while timing is the one printed).
 
 Systems: fastrollout (maxSurge 100%), fastrollout-25 (maxSurge 25%), deploy-25-25 (RollingUpdate
-defaults), deploy-100-0 (maxSurge 100%, maxUnavailable 0). Results go to bench/results/runs/*.json, the
+defaults), deploy-100-0 (maxSurge 100%, maxUnavailable 0); on request fastrollout-nosvc (no
+serviceName), fastrollout-selector (maxSurge 100%, strategy.cutover ServiceSelector: the cutover is one
+patch of the Service's selector) and fastrollout-selector-rollback (the same fleet; each repeat is a
+forward rollout with rollbackWindowSeconds --window, then the previous template applied again inside
+the window, timed from that PATCH to the previous version serving: see `Bench.rollback_cycle`). Results go to bench/results/runs/*.json, the
 event recordings to bench/results/events/ (not committed); `python bench/report.py` makes the report.
 """
 
@@ -55,7 +59,11 @@ RESULTS = Path(__file__).resolve().parent / "results"
 SYSTEMS = ("fastrollout", "fastrollout-25", "deploy-25-25", "deploy-100-0")
 # fastrollout without spec.serviceName: "receives traffic" ends when a pod starts terminating (the
 # benchmark still judges (b) from the Service's EndpointSlices, as for every system)
-EXTRA_SYSTEMS = ("fastrollout-nosvc",)
+# fastrollout-selector: strategy.cutover ServiceSelector (issue 10); fastrollout-selector-rollback: the same,
+# timing a rollback inside rollbackWindowSeconds (one forward rollout, then the previous template again)
+SELECTOR_SYSTEMS = ("fastrollout-selector", "fastrollout-selector-rollback")
+ROLLBACK_SYSTEM = "fastrollout-selector-rollback"
+EXTRA_SYSTEMS = ("fastrollout-nosvc", *SELECTOR_SYSTEMS)
 
 
 @dataclass(frozen=True)
@@ -104,6 +112,9 @@ def workload(system: str, app: str, n: int, version: str, timing: PodTiming) -> 
     template = pod_template(app, version, timing)
     if system.startswith("fastrollout"):
         surge = "25%" if system == "fastrollout-25" else "100%"
+        strategy: dict[str, Any] = {"maxSurge": surge, "minReadyPercent": 100}
+        if system in SELECTOR_SYSTEMS:
+            strategy["cutover"] = "ServiceSelector"
         return f"/apis/{GROUP}/{API_VERSION}/namespaces/{{ns}}/{PLURAL}", {
             "apiVersion": f"{GROUP}/{API_VERSION}",
             "kind": "FastRollout",
@@ -114,7 +125,7 @@ def workload(system: str, app: str, n: int, version: str, timing: PodTiming) -> 
                 "template": template,
                 "version": version,
                 **({} if system == "fastrollout-nosvc" else {"serviceName": app}),
-                "strategy": {"maxSurge": surge, "minReadyPercent": 100},
+                "strategy": strategy,
                 "drain": {"terminationGracePeriodSeconds": timing.grace_s},
                 "completeWhen": "TrafficStopped",
                 "progressDeadlineSeconds": 3600,
@@ -140,10 +151,12 @@ def workload(system: str, app: str, n: int, version: str, timing: PodTiming) -> 
     }
 
 
-def bump_patch(system: str, version: str) -> dict[str, Any]:
+def bump_patch(system: str, version: str, window_s: int | None = None) -> dict[str, Any]:
     spec: dict[str, Any] = {"template": {"metadata": {"labels": {VERSION_LABEL: version}}}}
     if system.startswith("fastrollout"):
         spec["version"] = version
+    if window_s is not None:
+        spec["strategy"] = {"rollbackWindowSeconds": window_s}
     return {"spec": spec}
 
 
@@ -155,6 +168,7 @@ class Fleet:
     n: int
     version_no: int
     path: str  # the workload object's URL
+    next_no: int = 2  # the next version never used (a rollback goes back to an older one)
 
     @property
     def version(self) -> str:
@@ -212,9 +226,12 @@ class Bench:
         return Fleet(system, ns, app, n, 1, f"{path}/{app}")
 
     def rollout(self, fleet: Fleet, qps: str, rep: int) -> dict[str, Any]:
+        if fleet.system == ROLLBACK_SYSTEM:
+            return self.rollback_cycle(fleet, qps, rep)
         wait_for(lambda: self.steady(fleet), 1800, f"{fleet.ns} steady at {fleet.version}", 0.2)
         self.recorder.quiet_for(fleet.ns, 2.0, 30)
-        new = fleet.version_no + 1
+        new = fleet.next_no
+        fleet.next_no += 1
         target = f"v{new}"
         load_before = loadavg()
         before = self.api.request_totals()
@@ -260,6 +277,110 @@ class Bench:
             f"  new-ready {times.new_ready_s}s traffic-stopped {times.traffic_stopped_s}s drained {times.drained_s}s "
             f"writes {writes.total} (control {writes.control_writes()}) min-capacity {times.min_ready_capacity}/{fleet.n}"
             + (f" cutover {times.cutover_latency_s}s" if times.cutover_latency_s is not None else "")
+        )
+        return run
+
+    def serving(self, fleet: Fleet, version: str, warm: int) -> bool:
+        """The FastRollout says Complete with TrafficStopped for `version`, whose N pods are Ready with
+        a ready endpoint and no other pod has one; `warm` Ready pods of other versions (the ones kept
+        warm for a rollback) exist besides."""
+        c = self.recorder.fleet(fleet.ns, version).counts()
+        st = self.recorder.frs.get((fleet.ns, fleet.app)) or {}
+        return (
+            c.new_ready == fleet.n
+            and c.ready_capacity == fleet.n
+            and c.old_serving == 0
+            and c.pods_ready - c.new_ready == warm
+            and st.get("version") == version
+            and st.get("phase") == "Complete"
+            and st.get("trafficStopped") is True
+        )
+
+    def rollback_cycle(self, fleet: Fleet, qps: str, rep: int) -> dict[str, Any]:
+        """One rollback inside the window: from a steady fleet at vK, (1) a forward rollout to a new
+        version vM with rollbackWindowSeconds --window (vK's pods stay Ready, out of the Service), then
+        (2) vK's template applied again (the same PATCH a user's `kubectl apply` of the old manifest
+        makes; the window stays), timed from that PATCH to the FastRollout status Complete with
+        TrafficStopped for vK, and from the same watch events to the EndpointSlices showing all vK
+        endpoints ready and none of vM; (3) untimed clean-up: rollbackWindowSeconds 0, so vM's pods go
+        and the next repeat starts from N pods of vK again."""
+        window = self.args.window
+        wait_for(lambda: self.steady(fleet), 1800, f"{fleet.ns} steady at {fleet.version}", 0.2)
+        self.recorder.quiet_for(fleet.ns, 2.0, 30)
+        stable = fleet.version
+        new = fleet.next_no
+        fleet.next_no += 1
+        forward = f"v{new}"
+        t0f, snap, index = self.recorder.snapshot(fleet.ns, forward)
+        self.api.request(
+            "PATCH", fleet.path, bump_patch(fleet.system, forward, window), content_type=MERGE_PATCH
+        )
+        log(f"{fleet.system} N={fleet.n} {qps} rep {rep}: {stable} -> {forward} (window {window}s)")
+        wait_for(
+            lambda: self.serving(fleet, forward, fleet.n),
+            self.args.timeout,
+            f"{fleet.ns} {forward} serving, {stable} warm",
+            0.1,
+        )
+        self.recorder.quiet_for(fleet.ns, 2.0, 30)
+        fwd_events = snap + self.recorder.events_since(fleet.ns, index)
+        fwd = analyze(fwd_events, t0f, forward, fleet.n, 100, timeline_step=None)
+
+        load_before = loadavg()
+        before = self.api.request_totals()
+        t0, snapshot, index = self.recorder.snapshot(fleet.ns, stable)
+        self.api.request("PATCH", fleet.path, bump_patch(fleet.system, stable), content_type=MERGE_PATCH)
+        log(f"  rollback {forward} -> {stable} inside the window")
+        wait_for(lambda: self.serving(fleet, stable, fleet.n), 600, f"{fleet.ns} back on {stable}", 0.05)
+        t_done = time.time()
+        self.recorder.quiet_for(fleet.ns, 2.0, 30)
+        after = self.api.request_totals()
+        events = snapshot + self.recorder.events_since(fleet.ns, index)
+        times = analyze(events, t0, stable, fleet.n, 100, timeline_step=0.5)
+        writes = write_deltas(before, after)
+        fr_status = self.recorder.frs.get((fleet.ns, fleet.app))
+        name = f"{fleet.system}-n{fleet.n}-{qps}-r{rep}-{self.args.stamp}"
+        ev_dir = RESULTS / "events"
+        ev_dir.mkdir(parents=True, exist_ok=True)
+        with gzip.open(ev_dir / f"{name}.json.gz", "wt") as f:
+            json.dump({"t0": t0, "target": stable, "n": fleet.n, "events": events}, f)
+        with gzip.open(ev_dir / f"{name}-forward.json.gz", "wt") as f:
+            json.dump({"t0": t0f, "target": forward, "n": fleet.n, "events": fwd_events}, f)
+
+        # clean-up, not timed: the window ends now, the forward version's pods go
+        self.api.request(
+            "PATCH",
+            fleet.path,
+            {"spec": {"strategy": {"rollbackWindowSeconds": 0}}},
+            content_type=MERGE_PATCH,
+        )
+        wait_for(lambda: self.steady(fleet), 1800, f"{fleet.ns} back to {fleet.n} pods of {stable}", 0.2)
+        run = {
+            "name": name,
+            "kind": "rollback",
+            "system": fleet.system,
+            "n": fleet.n,
+            "qps": qps,
+            "qps_settings": QPS_SETTINGS[qps],
+            "repeat": rep,
+            "version": stable,
+            "from_version": forward,
+            "rollback_window_s": window,
+            "start_s": self.timing.start_s,
+            "drain_s": self.timing.drain_s,
+            "grace_s": self.timing.grace_s,
+            "t0": t0,
+            "wall_s": round(t_done - t0, 3),
+            "loadavg_before_after": [load_before, loadavg()],
+            "times": times.as_dict(),
+            "forward_times": fwd.as_dict(with_timeline=False),
+            "writes": writes.as_dict(),
+            "fr_status": fr_status,
+        }
+        log(
+            f"  rollback: status TrafficStopped {times.status_traffic_stopped_s}s, selector switched "
+            f"{times.service_switched_s}s, slices all-{stable}-ready-none-{forward} {times.switched_s}s, "
+            f"min-capacity {times.min_ready_capacity}/{fleet.n}; forward cutover {fwd.cutover_latency_s}s"
         )
         return run
 
@@ -349,6 +470,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--settle", type=float, default=10.0, help="seconds to wait after a QPS change (default 10)"
     )
     ap.add_argument("--timeout", type=float, default=1800.0, help="per-rollout timeout, s (default 1800)")
+    ap.add_argument(
+        "--window",
+        type=int,
+        default=600,
+        help=f"rollbackWindowSeconds of {ROLLBACK_SYSTEM}'s forward rollouts (default 600)",
+    )
     ap.add_argument("--down", action="store_true", help="stop the test bed at the end")
     args = ap.parse_args(argv)
     args.n = [int(x) for x in args.n.split(",")]

@@ -50,6 +50,14 @@ def with_spec(path: str, value: Any) -> dict[str, Any]:
 
 DELETE = object()
 
+
+def behind_service(service: str, strategy: dict[str, Any]) -> dict[str, Any]:
+    """A valid fleet (3 replicas) with spec.serviceName and spec.strategy set."""
+    manifest = with_spec("strategy", strategy)
+    manifest["spec"]["serviceName"] = service
+    return manifest
+
+
 # (id, manifest, words the error must contain: the field's path and what is wrong)
 INVALID = [
     ("replicas-string", with_spec("replicas", "many"), ["spec.replicas", "integer"]),
@@ -143,6 +151,36 @@ INVALID = [
         "selector-empty-match-labels",
         with_spec("selector", {"matchLabels": {}}),
         ["spec.selector", "selector must set matchLabels or matchExpressions"],
+    ),
+    (
+        "selector-cutover-without-service",
+        with_spec("strategy", {"cutover": "ServiceSelector"}),
+        ["spec.serviceName", "ServiceSelector needs serviceName"],
+    ),
+    (
+        "selector-cutover-in-waves",
+        behind_service("w", {"cutover": "ServiceSelector", "maxSurge": "50%"}),
+        ["spec.strategy.maxSurge", "surge of the whole fleet"],
+    ),
+    (
+        "selector-cutover-surge-below-replicas",
+        behind_service("w", {"cutover": "ServiceSelector", "maxSurge": 2}),
+        ["spec.strategy.maxSurge", "surge of the whole fleet"],
+    ),
+    (
+        "window-without-selector-cutover",
+        with_spec("strategy", {"rollbackWindowSeconds": 60}),
+        ["spec.strategy.rollbackWindowSeconds", "needs strategy.cutover ServiceSelector"],
+    ),
+    (
+        "cutover-unknown",
+        with_spec("strategy.cutover", "Swap"),
+        ["spec.strategy.cutover", "Unsupported value"],
+    ),
+    (
+        "window-negative",
+        with_spec("strategy.rollbackWindowSeconds", -1),
+        ["spec.strategy.rollbackWindowSeconds"],
     ),
     (
         "name-64-characters",

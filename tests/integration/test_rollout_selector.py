@@ -133,8 +133,9 @@ def test_rollback_inside_the_window_switches_back_to_warm_pods(testbed: Testbed,
     # v1 stays warm: Running and Ready, out of the Service, reported with the window's end.
     warm = next(v for v in done["versions"] if v["revision"] == rev1)
     assert (warm["replicas"], warm["readyReplicas"], warm["servingReplicas"]) == (10, 10, 0), warm
-    assert "kept warm" in done["message"] and "until" in done["message"], done["message"]
-    time.sleep(3)  # past the propagation margin: with a window, v1 must still not be deleted
+    assert "kept warm" in done["message"], done["message"]
+    assert "until" in done["message"], done["message"]
+    time.sleep(3)  # past the 2 s propagation margin, so without the window v1 would be deleted by now
     assert not any(is_terminating(p) for p in pods_of(fleet, rev1))
 
     started = time.monotonic()
@@ -151,21 +152,35 @@ def test_rollback_inside_the_window_switches_back_to_warm_pods(testbed: Testbed,
 
 
 def test_window_expiry_deletes_the_previous_version(testbed: Testbed, fleet: Fleet) -> None:
-    rev1 = start_v1(testbed, fleet, 5, rollbackWindowSeconds=4)
-    fleet.patch({"version": "v2"})
-    done = fleet.wait_complete("v2", timeout=60)
-    stopped_at = done["trafficStoppedAt"]
-    assert "kept warm" in done["message"], done["message"]
-    testbed.wait_for(
-        lambda: pods_of(fleet, rev1) and all(is_terminating(p) for p in pods_of(fleet, rev1)),
-        timeout=20,
-        message="v1 deleted once its window ended",
+    window = 4
+    rev1 = start_v1(testbed, fleet, 5, rollbackWindowSeconds=window)
+    with (
+        recording(testbed, fleet.namespace, "fastrollouts") as rollouts,
+        recording(testbed, fleet.namespace, "pods", "app=w") as pods,
+    ):
+        fleet.patch({"version": "v2"})
+        done = fleet.wait_complete("v2", timeout=60)
+        assert "kept warm" in done["message"], done["message"]
+        testbed.wait_for(
+            lambda: pods_of(fleet, rev1) and all(is_terminating(p) for p in pods_of(fleet, rev1)),
+            timeout=20,
+            message="v1 deleted once its window ended",
+        )
+    stopped = next(
+        s
+        for s in rollouts.events()
+        if (s.obj.get("status") or {}).get("version") == "v2"
+        and condition(s.obj.get("status") or {}, "TrafficStopped").get("status") == "True"
     )
-    deleted = min(p["metadata"]["deletionTimestamp"] for p in pods_of(fleet, rev1))
-    # deletionTimestamp = delete time + grace; the pods were deleted no earlier than the window's end
+    deleted = next(
+        s for s in pods.events() if revision(s.obj) == rev1 and s.obj["metadata"].get("deletionTimestamp")
+    )
+    # trafficStoppedAt is stored to the second, so the window ends between window+1 and window+2 s
+    # (with the 2 s margin) after the status said so.
+    waited = deleted.t - stopped.t
+    assert window + 0.9 <= waited <= window + 2 + 5, f"v1 deleted {waited:.2f}s after TrafficStopped"
     gone = fleet.wait_drained("v2", timeout=60)
     assert "kept warm" not in (gone.get("message") or "")
-    assert deleted > stopped_at
 
 
 def test_pin_removed_by_someone_is_restored(testbed: Testbed, fleet: Fleet) -> None:

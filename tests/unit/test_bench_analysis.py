@@ -308,3 +308,71 @@ def test_probe_never_reflected() -> None:
     assert p.t_pod == 1.1
     assert p.pod_to_status() is None
     assert p.event_to_status() is None
+
+
+def service(t: float, pin: str | None, kind: str = "MODIFIED") -> list[Any]:
+    selector = {"app": "w"} | ({"fastrollout.io/revision": pin} if pin else {})
+    return ["v", t, kind, NS, "w", selector]
+
+
+def selector_rollout() -> list[list[Any]]:
+    """A ServiceSelector cutover of 2 pods: new pods Ready out of the Service, the pin switches, the
+    EndpointSlice controller swaps the endpoints (old ones removed, not turned not-ready), and the old
+    pods are deleted only after TrafficStopped."""
+    return [
+        *initial(2),
+        service(-1, "rev1", kind="ADDED"),
+        pod(0.5, "new-0", "v2", False, kind="ADDED"),
+        pod(0.6, "new-1", "v2", False, kind="ADDED"),
+        pod(2.5, "new-0", "v2", True),
+        pod(3.0, "new-1", "v2", True),  # gate
+        service(3.4, "rev2"),  # the operator's pin
+        eps(3.6, "slice-a", {"old-0": True, "old-1": True, "new-0": True}),
+        eps(3.7, "slice-a", {"new-0": True, "new-1": True}),  # switched: all new, no old
+        status(4.1, "v2", True),
+        pod(6.0, "old-0", "v1", True, deleting=True),
+        pod(6.0, "old-1", "v1", True, deleting=True),
+    ]
+
+
+def test_selector_cutover_times() -> None:
+    r = a.analyze(selector_rollout(), t0=0.0, target="v2", n=2)
+    assert r.min_ready_percent_s == 3.0
+    assert r.service_switched_s == 3.4
+    assert r.new_serving_s == 3.7
+    assert r.switched_s == 3.7
+    assert r.traffic_stopped_s == 3.7
+    assert r.status_traffic_stopped_s == 4.1
+    assert r.cutover_latency_s == pytest.approx(1.1)
+    assert r.first_old_terminating_s == 6.0
+    assert r.min_ready_capacity == 2
+    assert not r.capacity_dipped
+
+
+def test_pin_unchanged_after_t0_is_not_a_switch() -> None:
+    events = [*initial(2), service(-1, "rev1", kind="ADDED"), service(1.0, "rev1")]
+    r = a.analyze(events, t0=0.0, target="v2", n=2)
+    assert r.service_switched_s is None
+    assert r.switched_s is None
+
+
+def test_rollback_to_warm_pods_is_switched_when_slices_show_only_them() -> None:
+    """v2 serving, v1 Ready out of the Service; v1 applied again at t0 = 0: the gate passes at once."""
+    warm = [pod(-1, f"new-{i}", "v2", True, kind="ADDED") for i in range(2)]
+    events = [
+        *initial(2),  # v1 pods ("old-*") Ready
+        *warm,
+        eps(-1, "slice-a", {"new-0": True, "new-1": True}),
+        service(-1, "rev2", kind="ADDED"),
+        service(0.2, "rev1"),
+        eps(0.3, "slice-a", {"new-0": True, "new-1": True, "old-0": True}),
+        eps(0.35, "slice-a", {"old-0": True, "old-1": True}),
+        status(0.7, "v1", True),
+    ]
+    r = a.analyze(events, t0=0.0, target="v1", n=2)
+    assert r.min_ready_percent_s == 0.0
+    assert r.service_switched_s == 0.2
+    assert r.new_serving_s == 0.35
+    assert r.switched_s == 0.35
+    assert r.cutover_latency_s == pytest.approx(0.7)
+    assert r.min_ready_capacity == 2

@@ -156,3 +156,52 @@ def test_gap_text_names_mechanisms(n: int) -> None:
     ):
         assert word in text
     assert "| total |" in text
+
+
+def rollback(n: int, qps: str, status_s: float, switched_s: float) -> dict[str, Any]:
+    r = run("fastrollout-selector-rollback", n, qps, switched_s, cutover=status_s)
+    r["kind"] = "rollback"
+    r["times"] |= {
+        "status_traffic_stopped_s": status_s,
+        "switched_s": switched_s,
+        "service_switched_s": 0.2,
+    }
+    r["forward_times"] = {"cutover_latency_s": 1.5}
+    return r
+
+
+def selector(n: int, qps: str, cutover: float) -> dict[str, Any]:
+    r = run("fastrollout-selector", n, qps, 10.0, cutover=cutover)
+    r["times"] |= {
+        "min_ready_percent_s": 5.0,
+        "service_switched_s": 5.5,
+        "switched_s": 6.0,
+        "status_traffic_stopped_s": 5.0 + cutover,
+        "first_old_terminating_s": 8.0 + cutover,
+    }
+    return r
+
+
+def test_selector_targets_and_rollback_rows() -> None:
+    runs = [
+        selector(100, "raised", 1.0),
+        selector(4000, "raised", 1.8),
+        selector(100, "stock", 1.2),
+        selector(4000, "stock", 3.5),
+        rollback(4000, "stock", 0.9, 0.4),
+        rollback(4000, "stock", 1.1, 0.5),
+    ]
+    rows = rp.rows_from_runs(runs)
+    assert {r.system for r in rows} == {"fastrollout-selector"}  # rollbacks have their own table
+    checks = rp.check_selector_targets(rows, runs)
+    by_name = {c.name: c for c in checks}
+    # stock: 3.5 > 3 s; raised: 1.8 <= 2 s; ratios 3.5/1.2 > 2 and 1.8/1.0 <= 2; rollback 1.0 <= 3 s
+    assert [c.status for c in checks] == ["FAIL", "PASS", "FAIL", "PASS", "PASS", "NOT RUN"]
+    assert "not run at N=[1000]" in checks[0].detail
+    assert "3.50 s / 1.20 s = 2.92" in checks[2].detail
+    assert "status 1.00 (0.90-1.10) s" in checks[4].detail
+    assert len(by_name) == len(checks)
+    table = "\n".join(rp.rollback_table(runs))
+    assert "| 4,000 | stock (kcm 20/30) | 2 | 0.20 | 0.45 (0.40-0.50) | 1.00 (0.90-1.10) | no |" in table
+    steps = "\n".join(rp.selector_cutover_table(runs))
+    assert "| 100 | stock | 1 | 0.50 | 0.50 | 0.20 | 1.20 | 3.00 |" in steps

@@ -28,23 +28,31 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from fastrollout.api import FastRolloutSpec, FastRolloutStatus, Phase
+from pydantic import ValidationError
+
+from fastrollout.api import LABEL_REVISION, Cutover, FastRolloutSpec, FastRolloutStatus, Phase
 from fastrollout.plan import decide, reasons, revision_of
+from fastrollout.plan.clock import from_text
 from fastrollout.plan.errors import ApiFailure, after_actions
 from fastrollout.plan.model import (
     Action,
+    AddFinalizer,
     CreateReplicaSet,
     DeletePods,
     DeleteReplicaSet,
     Event,
     Observed,
+    PinService,
     Plan,
+    RemoveFinalizer,
     ReplicaSetView,
     RevisionPods,
     Rollout,
     ScaleReplicaSet,
     ServiceView,
+    UnpinService,
 )
+from fastrollout.plan.selector import PROPAGATION_MARGIN_SECONDS
 from fastrollout.plan.surge import ready_threshold, surge_count
 
 NAME = "w"
@@ -53,6 +61,9 @@ SERVICE = "w-svc"
 TICK = timedelta(seconds=2)
 START = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 TERMINAL = (Phase.COMPLETE, Phase.FAILED, Phase.ROLLED_BACK)
+# Labels of another workload's pods behind the same Service (ServiceView.strangers): selected by the
+# Service's usual selector app=w, never by a pin (they carry no fastrollout.io/revision label).
+STRANGER_LABELS = {"app": "w"}
 
 
 # --- what a template does when it runs ------------------------------------------------------------
@@ -135,21 +146,35 @@ class ReplicaSet:
 
 @dataclass(frozen=True)
 class Endpoint:
-    revision: str
+    revision: str  # "" for a stranger (another workload's pod)
     ready: bool
     serving: bool
 
 
 @dataclass
 class ServiceModel:
+    """The Service: `selector` is its whole spec.selector, the operator's pin (fastrollout.io/revision)
+    included; the EndpointSlice controller selects by all of it."""
+
     found: bool = True
     selector: tuple[tuple[str, str], ...] = (("app", "w"),)
 
     def selects(self, labels: dict[str, str]) -> bool:
         return self.found and bool(self.selector) and all(labels.get(k) == v for k, v in self.selector)
 
-    def view(self) -> ServiceView:
-        return ServiceView(SERVICE, self.found, tuple(sorted(self.selector)) if self.found else ())
+    @property
+    def pinned(self) -> str | None:
+        return next((v for k, v in self.selector if k == LABEL_REVISION), None) if self.found else None
+
+    def set_pin(self, revision: str | None) -> None:
+        """A merge patch of the one key: set it, or (None) remove it."""
+        rest = tuple((k, v) for k, v in self.selector if k != LABEL_REVISION)
+        self.selector = rest + (((LABEL_REVISION, revision),) if revision is not None else ())
+
+    def view(self, strangers: int = 0) -> ServiceView:
+        if not self.found:
+            return ServiceView(SERVICE, False)
+        return ServiceView(SERVICE, True, tuple(sorted(self.selector)), strangers=strangers)
 
 
 class ApiError(Exception):
@@ -178,6 +203,14 @@ def describe(action: Action) -> tuple[str, str]:
             return f"delete pods of revision {action.revision}", reasons.FAILED_DELETE
         case DeleteReplicaSet():
             return f"delete ReplicaSet {action.name}", reasons.FAILED_DELETE
+        case PinService():
+            return f"pin Service {action.service} to revision {action.revision}", reasons.FAILED_UPDATE
+        case UnpinService():
+            return f"unpin Service {action.service}", reasons.FAILED_UPDATE
+        case AddFinalizer():
+            return f"add finalizer to FastRollout {NAME}", reasons.FAILED_UPDATE
+        case RemoveFinalizer():
+            return f"remove finalizer from FastRollout {NAME}", reasons.FAILED_UPDATE
 
 
 @dataclass
@@ -190,6 +223,7 @@ class Cluster:
     drain_ticks: int = 3
     endpoint_lag: int = 0
     service: ServiceModel | None = None
+    strangers: int = 0  # Ready pods of another workload labelled STRANGER_LABELS (behind the Service?)
     behaviors: dict[str, Behavior] = field(default_factory=dict)  # by image: what the user "wrote"
     replica_sets: dict[str, ReplicaSet] = field(default_factory=dict)
     pods: list[Pod] = field(default_factory=list)
@@ -238,6 +272,16 @@ class Cluster:
                 if rs is not None:  # background propagation: its pods go too
                     for pod in self.live(rs.revision):
                         self.terminate(pod)
+            case PinService() | UnpinService():
+                if self.service is not None and self.service.found:  # 404 ignored, like apply
+                    self.service.set_pin(action.revision if isinstance(action, PinService) else None)
+            case AddFinalizer() | RemoveFinalizer():
+                raise AssertionError("the FastRollout's finalizer is the World's, not the cluster's")
+
+    def collect_garbage(self) -> None:
+        """The FastRollout is gone: the garbage collector deletes its ReplicaSets, and their pods."""
+        for rs in list(self.replica_sets.values()):
+            self.call(DeleteReplicaSet(rs.name))
 
     def terminate(self, pod: Pod) -> None:
         pod.serving_while_terminating = pod.running_ready
@@ -284,13 +328,18 @@ class Cluster:
     def endpoints_now(self) -> dict[int, Endpoint]:
         if self.service is None:
             return {}
-        return {
+        endpoints = {
             p.uid: Endpoint(
                 p.revision, ready=p.ready, serving=p.ready or (p.terminating and p.serving_while_terminating)
             )
             for p in self.pods
             if self.service.selects(p.labels)
         }
+        if self.service.selects(STRANGER_LABELS):
+            endpoints.update(
+                {-n: Endpoint("", ready=True, serving=True) for n in range(1, self.strangers + 1)}
+            )
+        return endpoints
 
     def published(self) -> dict[int, Endpoint]:
         """The EndpointSlices now: the truth of `endpoint_lag` ticks ago (lag 0: the truth now)."""
@@ -319,7 +368,10 @@ class Cluster:
     def observe(self) -> Observed:
         endpoints = self.published() if self.service is not None else {}
         any_ready = any(e.ready for e in endpoints.values())
-        revisions = sorted({p.revision for p in self.pods} | {e.revision for e in endpoints.values()})
+        strangers = sum(1 for e in endpoints.values() if not e.revision)
+        revisions = sorted(
+            {p.revision for p in self.pods} | {e.revision for e in endpoints.values() if e.revision}
+        )
         versions = {rs.revision: rs.version for rs in self.replica_sets.values()}
         counts = []
         for revision in revisions:
@@ -350,7 +402,7 @@ class Cluster:
                 for rs in sorted(self.replica_sets.values(), key=lambda rs: rs.name)
             ),
             pods=tuple(counts),
-            service=self.service.view() if self.service is not None else None,
+            service=self.service.view(strangers) if self.service is not None else None,
         )
 
     def snapshot(self, lag: int) -> tuple[Observed, frozenset[int]]:
@@ -371,6 +423,11 @@ class Cluster:
                 f"ready={sum(p.ready for p in mine)} crash={sum(p.crashing and not p.terminating for p in mine)} "
                 f"term={sum(p.terminating for p in mine)})"
             )
+        service = self.service
+        if service is not None and service.pinned is not None:
+            parts.append(f"pin={service.pinned[:6]}")
+        if self.strangers:
+            parts.append(f"strangers={self.strangers}")
         return " ".join(parts) or "empty"
 
 
@@ -392,6 +449,12 @@ class UserSpec:
     deadline: int = 40
     service: bool = False
     history: int = 10  # revisionHistoryLimit
+    cutover: str = "Delete"  # or "ServiceSelector" (needs service and a whole-fleet surge)
+    window: int = 0  # rollbackWindowSeconds (ServiceSelector only)
+
+    @property
+    def by_selector(self) -> bool:
+        return self.cutover == Cutover.SERVICE_SELECTOR
 
     def build(self) -> FastRolloutSpec:
         labels = {"app": "w", **({"tier": self.tier} if self.tier else {})}
@@ -407,6 +470,8 @@ class UserSpec:
             self.deadline,
             self.service,
             self.history,
+            self.cutover,
+            self.window,
         )
 
 
@@ -427,6 +492,8 @@ def _spec(*key: Any) -> FastRolloutSpec:
             deadline,
             service,
             history,
+            cutover,
+            window,
         ) = key
         _SPECS[key] = FastRolloutSpec.model_validate(
             {
@@ -435,7 +502,12 @@ def _spec(*key: Any) -> FastRolloutSpec:
                     "metadata": {"labels": dict(labels)},
                     "spec": {"containers": [{"name": "w", "image": image}]},
                 },
-                "strategy": {"maxSurge": surge, "minReadyPercent": min_ready},
+                "strategy": {
+                    "maxSurge": surge,
+                    "minReadyPercent": min_ready,
+                    "cutover": cutover,
+                    "rollbackWindowSeconds": window,
+                },
                 "completeWhen": complete_when,
                 "rollbackOnFailure": rollback,
                 "paused": paused,
@@ -524,6 +596,16 @@ class World:
     view_stale: bool = False  # this pass decided on a stale snapshot  # this pass lost a write or crashed
     sizes_before: dict[str, int] = field(default_factory=dict)  # ReplicaSet sizes before the action
     check: bool = True
+    # The FastRollout object itself: its finalizer (Rollout.finalized), its deletionTimestamp
+    # (Rollout.deleting), and whether it is gone (deleted with no finalizer left: no more passes).
+    finalized: bool = False
+    deleting: bool = False
+    gone: bool = False
+    observed: Observed = field(default_factory=Observed)  # this pass's snapshot
+    selector_seen: tuple[tuple[str, str], ...] | None = None  # the Service's selector at the last tick
+    selector_age: int = 0  # ticks it has been the same (the pin's propagation)
+    live_before: list[Pod] = field(default_factory=list)  # non-terminating pods before the action
+    published_before: dict[int, Endpoint] = field(default_factory=dict)  # EndpointSlices before it
 
     # --- user ---
 
@@ -552,14 +634,44 @@ class World:
                 i += 1
         return "\n    ".join(out)
 
-    def edit(self, **changes: Any) -> None:
+    def edit(self, **changes: Any) -> bool:
+        """A spec update; one admission refuses (CEL, mirrored by the models) changes nothing."""
+        if self.gone:
+            return False
+        old = {key: getattr(self.user, key) for key in changes}
         for key, value in changes.items():
             setattr(self.user, key, value)
+        try:
+            self.user.build()
+        except ValidationError:
+            for key, value in old.items():
+                setattr(self.user, key, value)
+            self.note(f"t={self.ticks} user: {changes} refused by admission")
+            return False
         self.generation += 1
         if self.cluster.node_room is not None:
             wanted = self.user.replicas + surge_count(self.user.max_surge, self.user.replicas)
             self.cluster.node_room = max(self.cluster.node_room, wanted + self.cluster.room_slack)
         self.note(f"t={self.ticks} user: {changes}")
+        return True
+
+    def delete(self) -> None:
+        """The user deletes the FastRollout: it goes at once unless it carries the finalizer."""
+        self.deleting = True
+        self.note(f"t={self.ticks} user: delete the FastRollout (finalizer {self.finalized})")
+        if not self.finalized:
+            self._gone()
+
+    def _gone(self) -> None:
+        self.gone = True
+        self.cluster.collect_garbage()
+        self.note(f"t={self.ticks}   FastRollout gone: garbage collector deletes its ReplicaSets")
+        service = self.cluster.service
+        if self.check and service is not None and service.pinned is not None:
+            self._fail(
+                "finalizer",
+                f"the FastRollout is gone and the Service is still pinned to {service.pinned[:6]}",
+            )
 
     @property
     def spec(self) -> FastRolloutSpec:
@@ -572,10 +684,29 @@ class World:
     # --- time ---
 
     def step(self, faults: PassFaults = NO_FAULTS) -> PassRecord | None:
-        record = self.run_pass(faults)
+        record = None if self.gone else self.run_pass(faults)
         self.cluster.tick()
         self.now += TICK
+        self._pin_propagated()
         return record
+
+    def _pin_propagated(self) -> None:
+        """Model check at each tick: once a pin has been in place for the endpoint lag, only pods of
+        the pinned revision are ready endpoints (the EndpointSlice controller selects by the pin)."""
+        service = self.cluster.service
+        selector = service.selector if service is not None and service.found else None
+        if selector != self.selector_seen:
+            self.selector_seen, self.selector_age = selector, 0
+        else:
+            self.selector_age += 1
+        pinned = service.pinned if service is not None else None
+        if pinned is None or self.selector_age < self.cluster.endpoint_lag:
+            return
+        others = {e.revision for e in self.cluster.published().values() if e.ready and e.revision != pinned}
+        if others:
+            self._fail(
+                "pin", f"pinned to {pinned[:6]} for {self.selector_age} ticks, {others} still routed to"
+            )
 
     # --- the operator's pass, in the handler's order ---
 
@@ -585,7 +716,16 @@ class World:
         spec = self.spec
         observed, view = self.cluster.snapshot(faults.watch_lag)
         self.view_stale = faults.watch_lag > 0
-        rollout = Rollout(NAME, NAMESPACE, self.generation, spec, self.status)
+        self.observed = observed
+        rollout = Rollout(
+            NAME,
+            NAMESPACE,
+            self.generation,
+            spec,
+            self.status,
+            deleting=self.deleting,
+            finalized=self.finalized,
+        )
         plan = decide(rollout, observed, self.now)
         record = PassRecord(plan, observed)
         self.note(
@@ -645,12 +785,14 @@ class World:
         text, reason = describe(action)
         before = self.cluster.serving_now()
         self.sizes_before = {rs.name: rs.replicas for rs in self.cluster.replica_sets.values()}
+        self.live_before = [p for p in self.cluster.pods if not p.terminating]
+        self.published_before = self.cluster.published()
         try:
             self._call(index, action, faults)
         except ApiError as error:
             if error.applied:  # the call timed out but the API server did it
                 try:
-                    self.cluster.call(action)
+                    self._do(action)
                     self._after_action(action, before, view, plan)
                 except ApiError:
                     pass  # it was refused after all: nothing happened
@@ -665,7 +807,19 @@ class World:
         if faults.refuse is not None and faults.refuse[0] == index:
             code = faults.refuse[1]
             raise ApiError(code, API_MESSAGES[code], applied=code == 0 and faults.applied)
-        self.cluster.call(action)
+        self._do(action)
+
+    def _do(self, action: Action) -> None:
+        """The API server carries the action out: the finalizer is on the FastRollout, the rest in the
+        cluster. The last finalizer off a deleting FastRollout lets it go."""
+        if isinstance(action, AddFinalizer) and not self.gone:
+            self.finalized = True
+        elif isinstance(action, RemoveFinalizer):
+            self.finalized = False
+            if self.deleting and not self.gone:
+                self._gone()
+        else:
+            self.cluster.call(action)
 
     # --- invariants around each operator action ---
 
@@ -673,7 +827,7 @@ class World:
         raise InvariantViolationError(f"{invariant}: {message}\n  last steps:\n    {self.trace_text()}")
 
     def _after_action(self, action: Action, before: frozenset[int], view: frozenset[int], plan: Plan) -> None:
-        if not self.check:
+        if not self.check or self.gone:  # gone: the garbage collector's deletes are not the operator's
             return
         cluster = self.cluster
         after = cluster.serving_now()
@@ -684,20 +838,28 @@ class World:
         target = revision_of(self.spec)
         removed = {pods[uid].revision for uid in before - after if uid in pods}
         stable = self.cut_over_to
+        healthy = plan.status.stable_revision == target and plan.status.phase not in (
+            Phase.FAILED,
+            Phase.ROLLED_BACK,
+        )
+        # ServiceSelector: the cutover is the pin moving to the target.
+        pin_cut = isinstance(action, PinService) and action.revision == target and healthy
         # A cutover step: the plan makes the target stable and this action takes every pod of another
-        # revision (DeletePods, or a scale to 0). It may go down to minReadyPercent of replicas.
+        # revision (DeletePods, or a scale to 0), or the pin. It may go down to minReadyPercent of replicas.
         taking = (
             isinstance(action, DeletePods | ScaleReplicaSet)
             and (isinstance(action, DeletePods) or action.replicas == 0)
-            and plan.status.stable_revision == target
-            and plan.status.phase not in (Phase.FAILED, Phase.ROLLED_BACK)
-        )
+            and healthy
+        ) or pin_cut
         cutting = taking and bool(removed - {target})
         # ... and the cutover away from the version the model last saw cut over to: judged by the
         # revision the action takes, not by serving pods it removed (a Service that selects none of
         # the old pods makes a cutover that removes no serving pod, and it is a cutover all the same).
         cutover = (
-            taking and stable is not None and stable != target and _revision_taken(action, cluster) == stable
+            taking
+            and stable is not None
+            and stable != target
+            and (pin_cut or _revision_taken(action, cluster) == stable)
         )
         excused = sum(1 for uid in view - before if uid in pods and not pods[uid].terminating)
         if self.view_stale:
@@ -714,9 +876,13 @@ class World:
                 f"(replicas {replicas}, floor {floor}, excused {excused})",
             )
         if cutover and stable is not None:
-            self._traffic(target, view, pods)
+            if pin_cut:
+                self._traffic_pinned(target)
+            else:
+                self._traffic(target, view, pods)
             self.note(f"t={self.ticks}   cutover {stable[:6]} -> {target[:6]}")
             self.cut_over_to = target
+        self._selector_invariants(action, plan, target)
         # durability: once cut over to the target, nothing scales an older revision back up
         if self.cut_over_to == target and isinstance(action, ScaleReplicaSet):
             rs = cluster.replica_sets.get(action.name)
@@ -726,6 +892,73 @@ class World:
         undone = self.cut_over_to == target and plan.status.phase in (Phase.FAILED, Phase.ROLLED_BACK)
         if undone and target in removed:
             self._fail("durability", f"{short(action)} removes Ready pods of {target[:6]} after its cutover")
+
+    def _selector_invariants(self, action: Action, plan: Plan, target: str) -> None:
+        """The ServiceSelector mode's own invariants around one operator action."""
+        service = self.cluster.service
+        pinned = service.pinned if service is not None else None
+        # The pin is held by the finalizer: whenever the Service is pinned, the FastRollout carries it
+        # (added before the first pin, removed only after the pin), so a delete always unpins first.
+        if pinned is not None and not self.finalized:
+            self._fail("finalizer", f"{short(action)}: the Service is pinned to {pinned[:6]}, no finalizer")
+        if isinstance(action, PinService):
+            # Never pin a Service that routes to other pods: the pin would cut them off.
+            strangers = sum(1 for e in self.published_before.values() if not e.revision)
+            if strangers and not self.view_stale:
+                self._fail(
+                    "shared", f"{short(action)} while the Service routes to {strangers} stranger pod(s)"
+                )
+            # The pin names the stable revision the plan writes: a not-yet-cut-over target never gets
+            # endpoints while a stable revision exists.
+            if action.revision != plan.status.stable_revision:
+                self._fail(
+                    "traffic",
+                    f"{short(action)} while the plan's stable revision is {plan.status.stable_revision}",
+                )
+            # durability: once the model saw the cutover to the target, no pass pins another revision.
+            if self.cut_over_to == target and action.revision != target:
+                self._fail("durability", f"{short(action)} after the cutover to {target[:6]}")
+        if not self.user.by_selector or not isinstance(action, DeletePods | ScaleReplicaSet):
+            return
+        if isinstance(action, ScaleReplicaSet) and action.replicas >= self.user.replicas:
+            return  # the stable version following spec.replicas down: a scale, not a removal
+        taken = [p for p in self.live_before if p.terminating and p.revision != target]
+        # Old pods are deleted only when no ready endpoint routes to them (the pin has propagated) ...
+        routed = [p for p in taken if p.uid in self.published_before and self.published_before[p.uid].ready]
+        if routed and not self.view_stale:
+            self._fail(
+                "selector",
+                f"{short(action)} deleted {len(routed)} pod(s) with a ready endpoint (ServiceSelector)",
+            )
+        # ... and a version that served is kept warm until TrafficStopped + margin + rollback window.
+        warm = [p for p in taken if p.running_ready]
+        if (
+            warm
+            and plan.status.stable_revision == target
+            and plan.status.phase not in (Phase.FAILED, Phase.ROLLED_BACK)
+        ):
+            stopped = from_text(plan.status.traffic_stopped_at)
+            wait = timedelta(seconds=PROPAGATION_MARGIN_SECONDS + self.user.window)
+            if stopped is None or self.now < stopped + wait:
+                self._fail(
+                    "selector",
+                    f"{short(action)} deleted {len(warm)} Ready old pod(s) at {self.now:%H:%M:%S}, "
+                    f"TrafficStopped {plan.status.traffic_stopped_at}, window {self.user.window}s",
+                )
+
+    def _traffic_pinned(self, target: str) -> None:
+        """ServiceSelector: at the pin's move to the target, minReadyPercent of replicas of its pods
+        are Ready and selected by the Service (now, or in the planner's stale view)."""
+        service = self.cluster.service
+        assert service is not None
+        behind = sum(
+            1 for p in self.cluster.pods if p.revision == target and p.ready and service.selects(p.labels)
+        )
+        if self.view_stale:
+            behind = max(behind, self.observed.pods_of(target).ready)
+        threshold = ready_threshold(self.user.replicas, self.user.min_ready)
+        if behind < threshold:
+            self._fail("traffic", f"pinned {target[:6]} with {behind} of its pods Ready (needs {threshold})")
 
     def _traffic(self, target: str, view: frozenset[int], pods: dict[int, Pod]) -> None:
         """With a Service: the target had minReadyPercent of replicas behind it (ready endpoints now,
@@ -779,6 +1012,14 @@ def short(action: Action) -> str:
             return f"delete-pods {action.revision[:6]}"
         case DeleteReplicaSet():
             return f"delete-rs {action.name.removeprefix(NAME + '-')[:6]}"
+        case PinService():
+            return f"pin {action.revision[:6]}"
+        case UnpinService():
+            return "unpin"
+        case AddFinalizer():
+            return "+finalizer"
+        case RemoveFinalizer():
+            return "-finalizer"
 
 
 def _revision_taken(action: Action, cluster: Cluster) -> str | None:

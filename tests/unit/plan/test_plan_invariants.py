@@ -32,6 +32,7 @@ import contextlib
 import os
 import sys
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +55,11 @@ from tests.unit.plan.cluster_model import (
     World,
 )
 
+from fastrollout.api import LABEL_REVISION
 from fastrollout.api import Phase as RolloutPhase
 from fastrollout.plan import revision_of
+from fastrollout.plan.clock import from_text
+from fastrollout.plan.selector import PROPAGATION_MARGIN_SECONDS
 from fastrollout.plan.surge import surge_count
 
 PROFILE = os.environ.get("FASTROLLOUT_FUZZ", "ci")
@@ -90,6 +94,8 @@ BEHAVIORS = st.one_of(
     st.just(Behavior(collides=True)),
 )
 SURGES = st.sampled_from(["100%", "25%", "50%", 1, 3])
+# cutover: None is Delete; a number is ServiceSelector with that rollbackWindowSeconds (TICK is 2 s).
+WINDOWS = st.sampled_from([None, None, 0, 4, 10])
 SELECTORS = st.sampled_from(
     [
         (("app", "w"),),
@@ -134,6 +140,7 @@ class RolloutMachine(RuleBasedStateMachine):
         rollback=st.booleans(),
         deadline=st.sampled_from([20, 40, 80]),
         stale_watches=st.booleans(),
+        selector=WINDOWS,
     )
     def start(
         self,
@@ -149,7 +156,10 @@ class RolloutMachine(RuleBasedStateMachine):
         rollback: bool,
         deadline: int,
         stale_watches: bool,
+        selector: int | None = None,
     ) -> None:
+        if selector is not None:  # cutover ServiceSelector: needs the Service and a whole-fleet surge
+            service, surge = True, "100%"
         user = UserSpec(
             replicas=replicas,
             max_surge=surge,
@@ -158,6 +168,8 @@ class RolloutMachine(RuleBasedStateMachine):
             rollback=rollback,
             deadline=deadline,
             service=service,
+            cutover="Delete" if selector is None else "ServiceSelector",
+            window=selector or 0,
         )
         # node room: replicas + surge (+ slack) pods, terminating ones included; None: unlimited
         node_room = None if room is None else replicas + surge_count(surge, replicas) + room
@@ -220,13 +232,47 @@ class RolloutMachine(RuleBasedStateMachine):
         self.world.edit(tier=tier)
 
     @precondition(lambda self: self.world.cluster.service is not None)
-    @rule(selector=SELECTORS)
-    def service_selector(self, selector: tuple[tuple[str, str], ...] | None) -> None:
+    @rule(selector=SELECTORS, keep_pin=st.booleans())
+    def service_selector(self, selector: tuple[tuple[str, str], ...] | None, keep_pin: bool = True) -> None:
+        """The user rewrites the Service's selector (a whole-map write: spec.selector is atomic, so the
+        pin survives only when their tool leaves that key alone), or deletes the Service."""
         service = self.world.cluster.service
         assert service is not None
+        pin = service.pinned if keep_pin else None
         service.found = selector is not None
         service.selector = selector or ()
-        self.world.note(f"t={self.world.ticks} user: Service selector {selector}")
+        if service.found and pin is not None:
+            service.set_pin(pin)
+        self.world.note(f"t={self.world.ticks} user: Service selector {selector}, pin {pin}")
+
+    @precondition(lambda self: self.world.user.service)
+    @rule(cutover=st.sampled_from(["Delete", "ServiceSelector"]), window=WINDOWS)
+    def cutover_mode(self, cutover: str, window: int | None) -> None:
+        """Switch between Delete and ServiceSelector (with the whole-fleet surge it needs)."""
+        if cutover == "ServiceSelector":
+            self.world.edit(cutover=cutover, window=window or 0, max_surge="100%")
+        else:
+            self.world.edit(cutover=cutover, window=0)
+
+    @precondition(lambda self: self.world.cluster.service is not None and self.world.cluster.service.pinned)
+    @rule()
+    def someone_removes_the_pin(self) -> None:
+        service = self.world.cluster.service
+        assert service is not None
+        service.set_pin(None)
+        self.world.note(f"t={self.world.ticks} user: removes the Service's fastrollout.io/revision key")
+
+    @precondition(lambda self: self.world.cluster.service is not None)
+    @rule(count=st.integers(0, 2))
+    def another_workload(self, count: int) -> None:
+        """Pods of another workload labelled app=w: behind the Service whenever it is not pinned."""
+        self.world.cluster.strangers = count
+        self.world.note(f"t={self.world.ticks} user: {count} pod(s) of another workload (app=w)")
+
+    @precondition(lambda self: not self.world.deleting)
+    @rule()
+    def delete_fastrollout(self) -> None:
+        self.world.delete()
 
     @rule(surge=SURGES, min_ready=st.sampled_from([100, 80, 50, 1]))
     def strategy(self, surge: int | str, min_ready: int) -> None:
@@ -259,6 +305,9 @@ class RolloutMachine(RuleBasedStateMachine):
         world = getattr(self, "world", None)
         if world is None:
             return
+        if world.deleting:
+            self._deleted(world)
+            return
         if world.user.paused:
             world.edit(paused=False)
         deadline_ticks = int(world.user.deadline / TICK.total_seconds())
@@ -268,6 +317,7 @@ class RolloutMachine(RuleBasedStateMachine):
                 f"liveness: no Complete/Failed/RolledBack within {bound} clean passes: phase "
                 f"{world.status.phase}, {world.status.message}\n  last steps:\n    {world.trace_text()}"
             )
+        self._released_or_pinned(world)
         # Settled, old pods drain on (TrafficStopped completes before they are gone); once the planner has
         # seen them go, the empty old ReplicaSets are the revision history: no more than the limit keeps.
         kept: list[str] = []
@@ -277,6 +327,56 @@ class RolloutMachine(RuleBasedStateMachine):
             if len(kept) <= world.user.history:
                 break
         assert len(kept) <= world.user.history, f"history: {kept} kept, limit {world.user.history}"
+
+    @staticmethod
+    def _deleted(world: World) -> None:
+        """A deleted FastRollout goes within a few clean passes (the pin first, then the finalizer);
+        World._gone checks that no pin is left behind."""
+        for _ in range(10):
+            if world.gone:
+                return
+            world.step()
+        raise AssertionError(
+            f"liveness: the deleted FastRollout is still there (finalizer {world.finalized}) after 10 "
+            f"clean passes\n  last steps:\n    {world.trace_text()}"
+        )
+
+    @staticmethod
+    def _released_or_pinned(world: World) -> None:
+        """Settled with cutover Delete: no pin and no finalizer left. With ServiceSelector and the
+        target cut over: the old versions go by the window's end plus a bound, and the pin names the
+        target whenever the Service can take it (re-asserted after someone removed it)."""
+        service = world.cluster.service
+        if not world.user.by_selector:
+            pinned = service.pinned if service is not None else None
+            assert pinned is None and not world.finalized, (
+                f"release: cutover Delete, settled, pin {pinned}, finalizer {world.finalized}\n"
+                f"  last steps:\n    {world.trace_text()}"
+            )
+            return
+        target = world.status.revision
+        if target is None or world.status.stable_revision != target:
+            return  # failed or rolled back: the stable version serves, nothing old to remove
+        stopped = from_text(world.status.traffic_stopped_at)
+        window = timedelta(seconds=PROPAGATION_MARGIN_SECONDS + world.user.window)
+        bound = (world.cluster.endpoint_lag + world.cluster.drain_ticks + 3) * TICK
+        deadline = (stopped or world.now) + window + bound
+        while _old_running(world, target) and world.now < deadline:
+            world.step()
+        assert not _old_running(world, target), (
+            f"liveness: old versions {_old_running(world, target)} still running at {world.now:%H:%M:%S}, "
+            f"TrafficStopped {world.status.traffic_stopped_at}, window {world.user.window}s, "
+            f"phase {world.status.phase}: {world.status.message}\n  last steps:\n    {world.trace_text()}"
+        )
+        pods = [p for p in world.cluster.pods if p.revision == target]
+        if service is None or not service.found or world.cluster.strangers or not pods:
+            return
+        rest = tuple((k, v) for k, v in service.selector if k != LABEL_REVISION)
+        if rest and all(pods[0].labels.get(k) == v for k, v in rest):
+            assert service.pinned == target, (
+                f"pin: settled on {target[:6]} and the Service pinned to {service.pinned}\n"
+                f"  last steps:\n    {world.trace_text()}"
+            )
 
     @staticmethod
     def _history(world: World) -> list[str]:
@@ -289,6 +389,13 @@ class RolloutMachine(RuleBasedStateMachine):
             and rs.replicas == 0
             and not any(p.revision == rs.revision for p in world.cluster.pods)
         ]
+
+
+def _old_running(world: World, target: str) -> list[str]:
+    """Revisions other than the target with non-terminating pods or a ReplicaSet asking for some."""
+    pods = {p.revision for p in world.cluster.pods if p.revision != target and not p.terminating}
+    sets = {rs.revision for rs in world.cluster.replica_sets.values() if rs.revision != target and rs.replicas}
+    return sorted(revision[:6] for revision in pods | sets)
 
 
 RolloutMachine.TestCase.settings = settings.get_profile(PROFILE)

@@ -31,6 +31,7 @@ def machine(**start: object) -> RolloutMachine:
         "rollback": False,
         "deadline": 20,
         "stale_watches": False,
+        "selector": None,
     }
     state = RolloutMachine()
     state.start(**{**config, **start})  # type: ignore[arg-type]
