@@ -69,7 +69,9 @@ def service_manifest(namespace: str) -> dict[str, Any]:
     }
 
 
-def fastrollout_manifest(namespace: str, version: str, *, crash: bool = False) -> dict[str, Any]:
+def fastrollout_manifest(
+    namespace: str, version: str, *, crash: bool = False, strategy: dict[str, Any] | None = None
+) -> dict[str, Any]:
     env: list[dict[str, Any]] = [
         {"name": "WORKER_VERSION", "value": version},
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
@@ -87,7 +89,7 @@ def fastrollout_manifest(namespace: str, version: str, *, crash: bool = False) -
             "version": version,
             "selector": {"matchLabels": {"app": NAME}},
             "serviceName": NAME,
-            "strategy": {"maxSurge": "100%", "minReadyPercent": 100},
+            "strategy": {"maxSurge": "100%", "minReadyPercent": 100, **(strategy or {})},
             "drain": {"preStopSleepSeconds": PRESTOP_S, "terminationGracePeriodSeconds": GRACE_S},
             "completeWhen": "TrafficStopped",
             "progressDeadlineSeconds": 120,
@@ -193,9 +195,10 @@ class Fleet:
         for r in self.recorders:
             r.stop()
 
-    def apply(self, version: str, *, crash: bool = False) -> Applied:
+    def apply(self, version: str, *, crash: bool = False, strategy: dict[str, Any] | None = None) -> Applied:
         at = time.time()
-        self.bed.apply(json.dumps(fastrollout_manifest(self.namespace, version, crash=crash)))
+        manifest = fastrollout_manifest(self.namespace, version, crash=crash, strategy=strategy)
+        self.bed.apply(json.dumps(manifest))
         generation = int(
             self.bed.kubectl(
                 "get", "fastrollout", NAME, "-n", self.namespace, "-o", "jsonpath={.metadata.generation}"
@@ -871,3 +874,178 @@ def test_crashing_version_fails_and_rolls_back_without_failing_a_request(crash: 
     # The stable version untouched: the same pods (uid), not restarted, none added or removed.
     assert crash.stable_after == crash.stable_before
     assert crash.min_ready >= REPLICAS, f"ready endpoints fell to {crash.min_ready}"
+
+
+# ------------------------------------------------------------------------------------------ selector
+
+SELECTOR_STRATEGY = {"cutover": "ServiceSelector", "rollbackWindowSeconds": 600}
+
+
+@dataclasses.dataclass
+class SelectorRun:
+    results: list[Result]
+    forward: RolloutTimes  # stable -> v5 by the Service's selector
+    back: RolloutTimes  # v5 -> stable inside the rollback window
+    stable_version: str
+    stable_before: dict[str, tuple[str, int]]  # the stable pods before the cutover
+    stable_warm: dict[str, tuple[str, int]]  # ... while v5 served (warm, out of the Service)
+    stable_after: dict[str, tuple[str, int]]  # ... after the rollback
+    terminating_before_stop: list[str]  # pods deleted before their version's TrafficStopped
+    lags: dict[str, float]
+    min_ready: int
+
+
+def _cut_over_at(
+    timeline: list[tuple[float, an.Snapshot]], pods: dict[str, an.PodInfo], version: str, since: float
+) -> dict[str, float]:
+    """For each pod of `version` with a ready endpoint at `since`: the first recorded moment after it
+    with no ready endpoint (not ready, or removed from the slices by the selector switch)."""
+    before = [snap for t, snap in timeline if t <= since]
+    ready = {p for p, ep in (before[-1] if before else {}).items() if ep.ready and p in pods}
+    out: dict[str, float] = {}
+    for t, snap in timeline:
+        if t <= since:
+            continue
+        for pod in ready - out.keys():
+            if pods[pod].version == version and not (pod in snap and snap[pod].ready):
+                out[pod] = t
+    return {p: t for p, t in out.items() if pods[p].version == version}
+
+
+def _lags(results: list[Result], cut: dict[str, float], until: float) -> dict[str, float]:
+    """Per pod: start of the last request it served before `until`, minus when it left the Service."""
+    last: dict[str, float] = {}
+    for r in results:
+        if r.ok and r.pod in cut and r.start < until:
+            last[r.pod] = max(last.get(r.pod, float("-inf")), r.start)
+    return {p: last[p] - cut[p] for p in cut if p in last}
+
+
+@pytest.fixture(scope="module")
+def selector(fleet: Fleet, crash: CrashRun, e2e_report: dict[str, Any]) -> SelectorRun:
+    """After `crash` (the stable version serving alone): switch the fleet to cutover ServiceSelector with
+    a rollback window, then under load cut over to v5 by the selector and roll back to the stable
+    version inside the window; finally back to cutover Delete (v5's warm pods go, the pin is removed)."""
+    stable = crash.stable_version
+    pin = fleet.apply(stable, strategy=SELECTOR_STRATEGY)
+    fleet.wait_for_status(pin, "seen", lambda o: True, 30)
+    fleet.bed.wait_for(
+        lambda: (
+            "fastrollout.io/revision"
+            in fleet.bed.kubectl_json("get", "service", NAME, "-n", fleet.namespace)["spec"]["selector"]
+        ),
+        timeout=30,
+        message="the Service pinned to the stable revision",
+    )
+    before = _stable_pods(fleet)
+    load = LoadGenerator(
+        fleet.cluster_ip, 80, clients=LOAD_CLIENTS // 2, pause=LOAD_PAUSE_S, timeout=60, max_seconds=300
+    ).start()
+    try:
+        time.sleep(2)
+        forward = RolloutTimes(fleet.apply("v5", strategy=SELECTOR_STRATEGY))
+        forward.traffic_stopped = fleet.wait_for_status(
+            forward.applied, "TrafficStopped", traffic_stopped("v5"), ROLLOUT_TIMEOUT_S
+        )
+        time.sleep(4)  # past the propagation margin: the window must keep the stable pods running
+        warm = {n: v for n, v in _stable_pods(fleet).items() if n in before}
+        back = RolloutTimes(fleet.apply(stable, strategy=SELECTOR_STRATEGY))
+        back.traffic_stopped = fleet.wait_for_status(
+            back.applied, "TrafficStopped", traffic_stopped(stable), 60
+        )
+        time.sleep(4)
+    finally:
+        results = load.stop()
+    after = {n: v for n, v in _stable_pods(fleet).items() if n in before}
+    done = fleet.apply(stable)  # cutover Delete again: v5's warm pods are deleted, the pin removed
+    fleet.wait_for_status(
+        done,
+        "Drained",
+        lambda o: (an.condition(o, "Drained") or {}).get("status") == "True",
+        timeout=GRACE_S + 60,
+    )
+    assert_intact(fleet.recorders)
+    assert load.started_at is not None
+    assert load.stopped_at is not None
+    pods = an.pod_infos(fleet.pods.events())
+    timeline = an.endpoint_timeline(fleet.slices.events())
+    forward_cut = _cut_over_at(timeline, pods, stable, forward.applied.at)
+    back_cut = _cut_over_at(timeline, pods, "v5", back.applied.at)
+    forward.cut_over, back.cut_over = sorted(forward_cut), sorted(back_cut)
+    lags = {
+        **_lags(results, forward_cut, back.applied.at),
+        **_lags(results, back_cut, load.stopped_at),
+    }
+    early = sorted(
+        p.name
+        for p in pods.values()
+        if p.terminating_seen is not None
+        and (
+            (p.version == stable and forward.applied.at <= p.terminating_seen < forward.t_stopped)
+            or (p.version == "v5" and p.terminating_seen < back.t_stopped)
+        )
+    )
+    lowest, _ = an.min_ready_between(an.ready_counts(timeline), load.started_at, load.stopped_at)
+    run = SelectorRun(
+        results=results,
+        forward=forward,
+        back=back,
+        stable_version=stable,
+        stable_before=before,
+        stable_warm=warm,
+        stable_after=after,
+        terminating_before_stop=early,
+        lags=lags,
+        min_ready=lowest,
+    )
+    s, values = summarize(results), sorted(lags.values())
+    numbers = {
+        "load": s,
+        "cutover_traffic_stopped_s": _rel(forward.traffic_stopped.t, forward.applied.at),
+        "rollback_traffic_stopped_s": _rel(back.traffic_stopped.t, back.applied.at),
+        "propagation_lag_s": {
+            "pods": len(values),
+            "p50": round(an.percentile(values, 50), 3) if values else None,
+            "max": round(values[-1], 3) if values else None,
+        },
+        "min_ready": lowest,
+    }
+    e2e_report["selector_cutover"] = numbers
+    e2e_report.setdefault("summary_lines", []).append(
+        f"cutover ServiceSelector under load: {stable} -> v5 TrafficStopped "
+        f"{numbers['cutover_traffic_stopped_s']} s after apply (new pods start included); rollback to {stable} "
+        f"inside the window {numbers['rollback_traffic_stopped_s']} s; {s['sent']} requests, {s['failed']} "
+        f"failed {s['failures'] or ''}; propagation lag (pod out of the Service -> last request it got) "
+        f"p50 {numbers['propagation_lag_s']['p50']} s, max {numbers['propagation_lag_s']['max']} s over "
+        f"{len(values)} pods; min ready endpoints {lowest}"
+    )
+    return run
+
+
+def test_selector_cutover_and_rollback_in_the_window_fail_no_request(selector: SelectorRun) -> None:
+    failed = [r for r in selector.results if r.failure]
+    assert not failed, f"{len(failed)} requests failed: {Counter(r.failure for r in failed)}; {failed[:3]}"
+    versions = Counter(r.version for r in selector.results)
+    assert set(versions) == {selector.stable_version, "v5"}, f"answers by version: {dict(versions)}"
+    assert selector.min_ready >= REPLICAS, f"ready endpoints fell to {selector.min_ready}"
+
+
+def test_selector_rollback_finds_the_previous_pods_warm(selector: SelectorRun) -> None:
+    # The same pods (uid), never restarted, through the cutover, the window and the rollback.
+    assert selector.stable_warm == selector.stable_before
+    assert selector.stable_after == selector.stable_before
+    assert selector.forward.cut_over, "no stable pod left the Service at the cutover"
+    assert selector.back.cut_over, "no v5 pod left the Service at the rollback"
+    assert selector.back.traffic_stopped is not None
+    took = selector.back.traffic_stopped.t - selector.back.applied.at
+    assert took < 10, f"rollback inside the window took {took:.1f}s to TrafficStopped"
+
+
+def test_selector_cutover_deletes_no_pod_that_still_receives_traffic(selector: SelectorRun) -> None:
+    assert not selector.terminating_before_stop, (
+        f"pods deleted before their version's TrafficStopped: {selector.terminating_before_stop}"
+    )
+    # Old pods stopped getting new requests within the stated propagation bound of leaving the Service.
+    assert selector.lags, "no propagation lag measured: no old pod served a request?"
+    late = {p: round(v, 3) for p, v in selector.lags.items() if v > an.PROPAGATION_BOUND_S}
+    assert not late, f"pods got new requests past {an.PROPAGATION_BOUND_S}s after leaving the Service: {late}"
