@@ -76,13 +76,10 @@ def _outcome(
         if failure is not None:
             return _failed(spec, fleet, failure, failed_now=True)
     cut_over = step.cut_over or fleet.settled
-    # With a selector cutover the switch is the pin, and the later removal of the old versions is
-    # no second cutover; with Delete the removal is the cutover.
-    switched = (
-        fleet.service is not None and fleet.service.pinned != fleet.target.revision
-        if selector.by_selector(spec)
-        else bool(step.old_actions)
-    )
+    # With Delete, the removal of the old versions is the cutover (repeated after a lost write, it is
+    # still this one). With a selector cutover the switch is the pin, which follows the stored stable
+    # revision: the later removal of the old versions, or a pin re-asserted, is no second cutover.
+    switched = not selector.by_selector(spec) and bool(step.old_actions)
     cut_over_now = step.cut_over and (before.stable_revision != fleet.target.revision or switched)
     waiting = not cut_over and not fleet.settled
     return Outcome(
