@@ -16,6 +16,9 @@ from fastrollout.api.spec import (
     MAX_SELECTOR_REQUIREMENTS,
     NAME_TOO_LONG,
     SELECTOR_ADDED_OR_REMOVED,
+    SELECTOR_CUTOVER_NEEDS_FULL_SURGE,
+    SELECTOR_CUTOVER_NEEDS_SERVICE,
+    WINDOW_NEEDS_SELECTOR,
 )
 
 
@@ -254,3 +257,57 @@ def test_selector_add_or_remove_is_a_transition_rule_on_spec() -> None:
         }
     ]
     assert SELECTOR_ADDED_OR_REMOVED.startswith("selector is immutable")
+
+
+def selector_cutover(**strategy: Any) -> dict[str, Any]:
+    return spec(serviceName="w", strategy={"cutover": "ServiceSelector", **strategy})
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        pytest.param(
+            spec(strategy={"cutover": "ServiceSelector"}), SELECTOR_CUTOVER_NEEDS_SERVICE, id="no-service"
+        ),
+        pytest.param(selector_cutover(maxSurge="50%"), SELECTOR_CUTOVER_NEEDS_FULL_SURGE, id="surge-percent"),
+        pytest.param(
+            selector_cutover(maxSurge=2), SELECTOR_CUTOVER_NEEDS_FULL_SURGE, id="surge-below-replicas"
+        ),
+        pytest.param(
+            spec(serviceName="w", strategy={"rollbackWindowSeconds": 60}),
+            WINDOW_NEEDS_SELECTOR,
+            id="window-delete",
+        ),
+        pytest.param(
+            selector_cutover(rollbackWindowSeconds=-1), "greater than or equal to 0", id="window-negative"
+        ),
+        pytest.param(selector_cutover(cutover="Swap"), "Delete", id="cutover-word"),
+    ],
+)
+def test_selector_cutover_rules_mirror_admission(raw: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        FastRolloutSpec.model_validate(raw)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(selector_cutover(), id="default-surge-100-percent"),
+        pytest.param(
+            selector_cutover(maxSurge=3, rollbackWindowSeconds=600), id="integer-surge-equal-replicas"
+        ),
+        pytest.param(selector_cutover(maxSurge=5), id="integer-surge-above-replicas"),
+        pytest.param(spec(serviceName="w", strategy={"rollbackWindowSeconds": 0}), id="delete-window-zero"),
+    ],
+)
+def test_selector_cutover_accepts_what_admission_accepts(raw: dict[str, Any]) -> None:
+    FastRolloutSpec.model_validate(raw)
+
+
+def test_selector_cutover_rules_are_cel_rules_on_spec() -> None:
+    messages = {rule["message"] for rule in crd_node("spec")["x-kubernetes-validations"]}
+    assert {
+        SELECTOR_CUTOVER_NEEDS_SERVICE,
+        SELECTOR_CUTOVER_NEEDS_FULL_SURGE,
+        WINDOW_NEEDS_SELECTOR,
+    } <= messages
