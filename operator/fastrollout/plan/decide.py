@@ -71,7 +71,9 @@ def _outcome(
             when,
             blocked=blocked,
             refused=refused,
-            crash_fails=not fleet.target_is_stable,
+            crash_fails=not (
+                fleet.target_is_stable or (selector.by_selector(spec) and selector.taken_over(fleet))
+            ),
         )
         if failure is not None:
             return _failed(spec, fleet, failure, failed_now=True)
@@ -111,7 +113,7 @@ def _with_pin(rollout: Rollout, fleet: Fleet, outcome: Outcome) -> Outcome:
     and at cutover before anything else), with the finalizer before the first pin. Otherwise the pin
     and the finalizer go, last: after this pass's deletes, so no old pod is selected again by it."""
     if selector.by_selector(rollout.spec):
-        pin = selector.pin(fleet, cut_over=outcome.cut_over)
+        pin = selector.pin(fleet, rollout.spec, rollout.name, cut_over=outcome.cut_over)
         actions = selector.with_finalizer(rollout, pin + outcome.actions)
     else:
         actions = outcome.actions + selector.release(rollout, fleet)

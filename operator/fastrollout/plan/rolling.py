@@ -65,12 +65,12 @@ def roll(
     size = target_size(replicas, surge, target.size, occupied)
     target_actions = _size_target(target, spec, name, size)
     threshold = ready_threshold(replicas, spec.strategy.min_ready_percent)
-    if selector.by_selector(spec):
+    if selector.by_selector(spec) and replicas > 0:
         # The new pods are out of the Service until the pin names them: Ready is what counts, and
-        # whether the Service will select them once it does.
-        if cutover.ready_to_cut_over(target.pods.ready, threshold, size, replicas) and selector.switchable(
-            fleet, spec, name
-        ):
+        # whether the Service will select them once it does. A target that took over stays cut over.
+        # (At replicas 0 there is no pod to pin to: the old versions go as with Delete, below.)
+        ready = cutover.ready_to_cut_over(target.pods.ready, threshold, size, replicas)
+        if selector.taken_over(fleet) or (ready and selector.switchable(fleet, spec, name)):
             return _keep_then_remove(fleet, spec, target_actions, before, now)
     # Counted in service, not merely Ready: with a Service, cut over only to pods behind it.
     elif cutover.ready_to_cut_over(target.pods.capacity, threshold, size, replicas):

@@ -27,6 +27,7 @@ from fastrollout.plan.clock import from_text, to_text
 from fastrollout.plan.fleet import Fleet, RevisionState
 from fastrollout.plan.model import Action, AddFinalizer, PinService, RemoveFinalizer, Rollout, UnpinService
 from fastrollout.plan.service import pod_labels
+from fastrollout.plan.surge import ready_threshold
 
 # Between TrafficStopped (the API shows no endpoint of the old pods) and their deletion: the time
 # kube-proxy takes to apply that change. Measured on the test bed's real node (kube-proxy
@@ -76,22 +77,47 @@ def not_switchable(fleet: Fleet, spec: FastRolloutSpec, name: str, threshold: in
     )
 
 
-def pin(fleet: Fleet, *, cut_over: bool) -> tuple[Action, ...]:
-    """The action that makes the Service's pin what this pass wants, or nothing when it already is.
+def taken_over(fleet: Fleet) -> bool:
+    """The target has cut over: the stored stable revision, or the Service pinned to it (which only
+    the cutover does: it proves the cutover even when the status write that recorded it was lost).
+    A cutover is never undone by the target's pods failing later or the Service changing: the
+    version that took the traffic is not "failed", and rolling back would be a new decision."""
+    service = fleet.service
+    pinned = service is not None and service.found and service.pinned == fleet.target.revision
+    return fleet.target_is_stable or pinned
+
+
+def pin(fleet: Fleet, spec: FastRolloutSpec, name: str, *, cut_over: bool) -> tuple[Action, ...]:
+    """The action that makes the Service's pin what this pass wants, or nothing when it already is
+    or when moving it would take serving pods out of the Service.
 
     Wanted: the target once it has cut over, else the stable revision (so new pods stay out while
     they start), else nothing (a first rollout has no other version to keep the Service on). Never
-    pinned while the Service also routes to other pods: that would cut them off.
-        stable v1, target v2 starting, key removed by someone -> pin v1 again
-        target v2 ready, cut over this pass                   -> pin v2
+    pinned while the Service also routes to other pods: that would cut them off. The pin moves (or is
+    put back after someone removed it) only to pods that can carry the load: to the target when its
+    Ready pods reach the cutover threshold and the Service selects them, to the stable revision when
+    its pods behind the Service alone serve `replicas` (after a switch from Delete mid-rollout the new
+    pods may be carrying the traffic: pinning the stable one then would cut them off).
+        stable v1 serving 10/10, target v2 starting, key removed by someone -> pin v1 again
+        target v2 10/10 Ready, cut over this pass                          -> pin v2
+        target v2 cut over, key removed, v2 crash-looping (3 Ready)          -> no pin (warm v1 serves)
+        target v2 cut over, key removed, scaling up (3 Ready), nothing else   -> pin v2
     """
     service = fleet.service
     if service is None or not service.found or service.strangers:
         return ()
-    wanted = fleet.target if cut_over else fleet.stable
-    if wanted is None or service.pinned == wanted.revision:
+    if cut_over:
+        target = fleet.target
+        ready = target.pods.ready >= ready_threshold(spec.replicas, spec.strategy.min_ready_percent)
+        # Short of the threshold the pin goes back only when no other version serves meanwhile.
+        carried = ready or not any(r.pods.capacity for r in fleet.others)
+        if service.pinned == target.revision or not carried or not switchable(fleet, spec, name):
+            return ()
+        return (PinService(service=service.name, revision=target.revision),)
+    stable = fleet.stable
+    if stable is None or service.pinned == stable.revision or stable.pods.capacity < spec.replicas:
         return ()
-    return (PinService(service=service.name, revision=wanted.revision),)
+    return (PinService(service=service.name, revision=stable.revision),)
 
 
 def with_finalizer(rollout: Rollout, actions: tuple[Action, ...]) -> tuple[Action, ...]:

@@ -874,16 +874,7 @@ class World:
             excused += len(before - view)
         # The cutover may go down to minReadyPercent of replicas: the user chose that floor (spec).
         floor = ready_threshold(replicas, self.user.min_ready) if cutting else replicas
-        # Known, not held against the planner here (test_plan_regressions.py,
-        # test_selector_repin_to_a_crashing_cut_over_target_cuts_the_warm_version_off): the pin
-        # re-asserted to the target it already cut over to, after someone removed it, also when that
-        # target's pods crash and the warm old version took the traffic back meanwhile.
-        repin = isinstance(action, PinService) and action.revision == self.cut_over_to == target
-        # Known too (test_selector_switch_mid_rollout_pins_the_stable_and_cuts_the_serving_new_pods):
-        # the first pin to the stable revision while rolling (after a switch from Delete, or with a
-        # Service that does not select the stable pods) takes the endpoints of new pods serving.
-        repin = repin or (isinstance(action, PinService) and action.revision != target)
-        if len(after) < min(floor, len(before)) - excused and not repin:
+        if len(after) < min(floor, len(before)) - excused:
             self._fail(
                 "capacity",
                 f"{short(action)} took serving pods from {len(before)} to {len(after)} "
@@ -898,11 +889,7 @@ class World:
             self.cut_over_to = target
         self._selector_invariants(action, plan, target)
         # durability: once cut over to the target, nothing scales an older revision back up
-        if (
-            self.cut_over_to == target
-            and isinstance(action, ScaleReplicaSet)
-            and not self._unrecorded(target)
-        ):
+        if self.cut_over_to == target and isinstance(action, ScaleReplicaSet):
             rs = cluster.replica_sets.get(action.name)
             grown = rs is not None and rs.revision != target and action.replicas > self.sizes_before[rs.name]
             if grown:
@@ -934,7 +921,7 @@ class World:
                     f"{short(action)} while the plan's stable revision is {plan.status.stable_revision}",
                 )
             # durability: once the model saw the cutover to the target, no pass pins another revision.
-            if self.cut_over_to == target and action.revision != target and not self._unrecorded(target):
+            if self.cut_over_to == target and action.revision != target:
                 self._fail("durability", f"{short(action)} after the cutover to {target[:6]}")
         if not self.user.by_selector or not isinstance(action, DeletePods | ScaleReplicaSet):
             return
@@ -965,13 +952,6 @@ class World:
                     f"{short(action)} deleted {len(warm)} Ready old pod(s) at {self.now:%H:%M:%S}, "
                     f"TrafficStopped {plan.status.traffic_stopped_at}, window {self.user.window}s",
                 )
-
-    def _unrecorded(self, target: str) -> bool:
-        """Known, not held against the planner here (test_plan_regressions.py,
-        test_selector_lost_cutover_write_then_a_crash_rolls_back_to_the_warm_version): with
-        ServiceSelector, a cutover whose status write was lost is judged again on the next pass,
-        and a target crashing by then fails and rolls back to the warm old version."""
-        return self.user.by_selector and self.status.stable_revision != target
 
     def _traffic_pinned(self, target: str) -> None:
         """ServiceSelector: at the pin's move to the target, minReadyPercent of replicas of its pods

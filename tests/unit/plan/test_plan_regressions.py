@@ -1,14 +1,11 @@
 """Named regression cases: each counterexample the generated scenarios (test_plan_invariants.py) shrank,
 replayed as the plain program hypothesis printed, so it runs the same way on every run.
 
-A case the planner still fails is a strict xfail with the analysis in its reason: it turns into a
-failure (XPASS) the day the planner is fixed, and then loses its mark.
+A case the planner still fails would be a strict xfail with the analysis in its reason (none now).
 """
 
 import sys
 from pathlib import Path
-
-import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
@@ -110,20 +107,16 @@ def test_refusal_then_a_lost_write_posts_one_event_per_refused_call() -> None:
 # --- cutover ServiceSelector ----------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="liveness: ServiceSelector, replicas 0 and a template label the Service does not select "
-    "(tier=a, Service app=w,tier=b), or a Service shared with another workload: the cutover waits for "
-    "a Service that can be pinned to the new pods, and at replicas 0 no deadline runs: Progressing for "
-    "ever. Letting replicas 0 skip the switchable check is not enough: with strangers the pin is never "
-    "set, the old pods stay selected and `selector.expired` waits for them to stop serving for ever.",
-)
 def test_selector_scale_to_zero_while_the_service_selects_no_pod_finishes() -> None:
+    """Liveness. ServiceSelector, replicas 0, and a Service that cannot be pinned to the new pods
+    (template tier=a, Service tier=b): the cutover waited for a pin that could never be set, and at
+    replicas 0 no deadline runs, so it stayed Progressing for ever. At replicas 0 the old versions now go
+    as with Delete (there is no pod to pin to)."""
     state = machine(selector=0)
     state.scale(replicas=0)
     state.template_labels(tier="a")
     state.service_selector(keep_pin=False, selector=(("app", "w"), ("tier", "b")))
-    assert state._settle(limit=80), state.world.status.message  # teardown skips this known case
+    assert state._settle(limit=80), state.world.status.message
 
 
 def _selector_target_crashes_after_its_cutover(remove_pin: bool) -> RolloutMachine:
@@ -136,16 +129,12 @@ def _selector_target_crashes_after_its_cutover(remove_pin: bool) -> RolloutMachi
     return state
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="planner: with ServiceSelector the cutover is judged again on every pass until the old "
-    "versions are gone (rolling.roll needs the target Ready and the Service switchable), so a target "
-    "that cut over and then crash-loops, or whose Service is deleted or shared inside the window, is "
-    "no longer cut over: TrafficStopped is never stamped, the old version is never removed, and at the "
-    "progress deadline the serving version is marked Failed (failedRevision), for good. With Delete the "
-    "same window is one pass long.",
-)
-def test_selector_target_crashing_after_its_cutover_fails_and_keeps_the_old_version() -> None:
+def test_selector_target_crashing_after_its_cutover_stays_cut_over() -> None:
+    """A cutover is never undone. The cutover was judged again on every pass until the old versions
+    were gone, so a target that cut over and then crash-looped was no longer cut over: never
+    TrafficStopped, the old version never removed, and at the deadline the serving version marked
+    Failed for good. Now a target that took over (stable, or the Service pinned to it) stays cut over
+    (`selector.taken_over`), and crash loops fail only a target that has not."""
     state = _selector_target_crashes_after_its_cutover(remove_pin=False)
     world = state.world
     for _ in range(40):
@@ -154,15 +143,10 @@ def test_selector_target_crashing_after_its_cutover_fails_and_keeps_the_old_vers
     assert {p.revision for p in world.cluster.pods if not p.terminating} == {world.status.revision}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="capacity, design call: someone removes the pin after the cutover; the warm old version is "
-    "selected again and serves while the target's pods crash; the planner re-asserts the pin to the "
-    "target (its stable revision), which takes the Service from 1 ready endpoint to 0. The model "
-    "excuses this re-pin in the generated scenarios (cluster_model.py, `repin`).",
-)
-def test_selector_repin_to_a_crashing_cut_over_target_cuts_the_warm_version_off() -> None:
+def test_selector_pin_is_not_put_back_on_a_crashing_target() -> None:
+    """Capacity. Someone removes the pin after the cutover, the warm old version serves again, and the
+    target's pods crash: putting the pin back on the target took the Service from 1 ready endpoint to
+    0. The pin now moves only to a target whose Ready pods reach the cutover threshold."""
     state = _selector_target_crashes_after_its_cutover(remove_pin=True)
     world = state.world
     world.step()
@@ -170,16 +154,11 @@ def test_selector_repin_to_a_crashing_cut_over_target_cuts_the_warm_version_off(
     assert serving, "no pod serves after the pin was re-asserted"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="durability: the pass that pins the target loses its status write; the target's pods "
-    "crash before the next pass, which (status still says stable = the old version) finds crashing "
-    "pods of a target that has not cut over, fails it, rolls back, pins the old version again and "
-    "scales it up. The Service's pin on the target is durable proof of the cutover that the planner "
-    "does not read. The model excuses it in the generated scenarios (cluster_model.py, `_unrecorded`).",
-)
-def test_selector_lost_cutover_write_then_a_crash_rolls_back_to_the_warm_version() -> None:
+def test_selector_lost_cutover_write_then_a_crash_keeps_the_cutover() -> None:
+    """Durability. The pass that pins the target loses its status write; the target's pods crash
+    before the next pass, which (status still saying stable = the old version) failed the target,
+    rolled back and pinned the old version again. The pin on the target is proof of the cutover: the
+    planner reads it (`selector.taken_over`)."""
     state = machine(selector=0)
     state.new_version(behavior=Behavior(start=1, crash_after=1, crash_every=1))
     state.wait(ticks=1)  # w:2 created
@@ -191,16 +170,10 @@ def test_selector_lost_cutover_write_then_a_crash_rolls_back_to_the_warm_version
     assert service.pinned == target, f"pin moved back from {target} to {service.pinned}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="capacity: switching to ServiceSelector while a rollout runs (here the Service selects only "
-    "the new pods, tier=b) pins the Service to the stable revision first thing in the pass, although "
-    "new pods carry the traffic and the stable pods are not selected (or, mid-wave, not at full "
-    "size): every ready endpoint goes. selector.pin does not ask whether the stable revision can "
-    "carry the load alone. The model excuses pins to a non-target revision (cluster_model.py, `repin`).",
-)
-def test_selector_switch_mid_rollout_pins_the_stable_and_cuts_the_serving_new_pods() -> None:
+def test_selector_switch_mid_rollout_keeps_the_serving_new_pods() -> None:
+    """Capacity. Switching to ServiceSelector while a rollout runs (the Service selects only the new
+    pods) pinned the Service to the stable revision first thing, cutting every serving endpoint. The
+    pin now goes to the stable revision only when its pods behind the Service alone serve `replicas`."""
     state = machine(replicas=2, surge="25%", service=True)
     state.service_selector(keep_pin=False, selector=(("app", "w"), ("tier", "b")))
     state.template_labels(tier="b")

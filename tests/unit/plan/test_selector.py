@@ -519,14 +519,21 @@ def test_release_and_pin_need_a_service_that_is_there() -> None:
     target = revision_of(spec())
     rollout = Rollout("w", "ns", 1, spec(), FastRolloutStatus(), finalized=True)
 
-    def fleet_with(view: ServiceView | None) -> Any:
-        observed = Observed(replica_sets=(rs("s1", 4),), pods=(pods("s1", 4),), service=view)
+    def fleet_with(view: ServiceView | None, serving: int = 4) -> Any:
+        observed = Observed(
+            replica_sets=(rs("s1", 4),), pods=(pods("s1", 4, in_service=serving),), service=view
+        )
         return build_fleet(observed, FastRolloutStatus(stable_revision="s1"), target, target)
+
+    def pin(view: ServiceView, *, cut_over: bool, serving: int = 4) -> tuple[Any, ...]:
+        return selector.pin(fleet_with(view, serving), spec(), "w", cut_over=cut_over)
 
     assert selector.release(rollout, fleet_with(service("s1"))) == (UnpinService(SERVICE), RemoveFinalizer())
     assert selector.release(rollout, fleet_with(service(found=False))) == (RemoveFinalizer(),)
     assert selector.release(replace(rollout, finalized=False), fleet_with(service())) == ()
-    assert selector.pin(fleet_with(service()), cut_over=False) == (PinService(SERVICE, "s1"),)
-    assert selector.pin(fleet_with(service(found=False)), cut_over=False) == ()
-    assert selector.pin(fleet_with(service(strangers=1)), cut_over=True) == ()
+    assert pin(service(), cut_over=False) == (PinService(SERVICE, "s1"),)
+    # The stable pods behind the Service must serve replicas alone: pinning them must cut no one off.
+    assert pin(service(), cut_over=False, serving=3) == ()
+    assert pin(service(found=False), cut_over=False) == ()
+    assert pin(service(strangers=1), cut_over=True) == ()
     assert selector.with_finalizer(rollout, (PinService(SERVICE, "s1"),)) == (PinService(SERVICE, "s1"),)
