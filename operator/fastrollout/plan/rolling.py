@@ -56,8 +56,13 @@ def roll(
     # otherwise they are old capacity like the stable one, cut over with it. One without a Ready pod
     # goes at once too: it carries nothing, and kept it would wait for a cutover that may never come.
     # (Ready but not behind the Service is kept: its endpoints may only lag, and Ready pods count.)
+    # With a selector cutover they wait for the pin to take them out of the Service (after a switch
+    # from Delete they may still have endpoints): SIGTERM only for pods that get no new connections.
     full = stable is not None and stable.pods.capacity >= replicas
-    removed = tuple(r for r in fleet.superseded if full or r.pods.ready == 0)
+    quiet = not selector.by_selector(spec) or replicas == 0
+    removed = tuple(
+        r for r in fleet.superseded if (full and (quiet or r.pods.serving == 0)) or r.pods.ready == 0
+    )
     removed_revisions = {r.revision for r in removed}
     capacity = [r for r in fleet.others if r.active and r.revision not in removed_revisions]
     sizes = _old_sizes(capacity, stable, replicas, surge, target.pods.capacity)
@@ -71,7 +76,7 @@ def roll(
         # (At replicas 0 there is no pod to pin to: the old versions go as with Delete, below.)
         ready = cutover.ready_to_cut_over(target.pods.ready, threshold, size, replicas)
         if selector.taken_over(fleet) or (ready and selector.switchable(fleet, spec, name)):
-            return _keep_then_remove(fleet, spec, target_actions, before, now)
+            return _keep_then_remove(fleet, spec, name, target_actions, before=before, now=now)
     # Counted in service, not merely Ready: with a Service, cut over only to pods behind it.
     elif cutover.ready_to_cut_over(target.pods.capacity, threshold, size, replicas):
         return Step(target_actions, cutover.remove(fleet.others), cut_over=True)
@@ -83,13 +88,20 @@ def roll(
 def _keep_then_remove(
     fleet: Fleet,
     spec: FastRolloutSpec,
+    name: str,
     target_actions: tuple[Action, ...],
+    *,
     before: FastRolloutStatus | None,
     now: datetime | None,
 ) -> Step:
     """ServiceSelector at cutover: the pin moves (decide() adds it); old versions are removed only
     once TrafficStopped has held for the margin and the rollback window, and only those no endpoint
-    routes to."""
+    routes to. When the Service cannot carry the pin at all (another workload's pods behind it, gone,
+    or not selecting the target), waiting would never end: the old versions go as with Delete."""
+    service = fleet.service
+    pinned = service is not None and service.pinned == fleet.target.revision
+    if not pinned and not selector.switchable(fleet, spec, name):
+        return Step(target_actions, cutover.remove(fleet.others), cut_over=True)
     end = selector.window_end(spec, before, fleet.target.revision) if before is not None else None
     gone = selector.expired(fleet.others, end, now) if now is not None else ()
     gone_revisions = {r.revision for r in gone}

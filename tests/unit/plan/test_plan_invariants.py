@@ -378,6 +378,12 @@ class RolloutMachine(RuleBasedStateMachine):
             return
         rest = tuple((k, v) for k, v in service.selector if k != LABEL_REVISION)
         if rest and all(pods[0].labels.get(k) == v for k, v in rest):
+            # The pin is put back from what the planner observes: give it the endpoint lag to see
+            # that no other workload is behind the Service any more.
+            for _ in range(world.cluster.endpoint_lag + 2):
+                if service.pinned == target:
+                    break
+                world.step()
             assert service.pinned == target, (
                 f"pin: settled on {target[:6]} and the Service pinned to {service.pinned}\n"
                 f"  last steps:\n    {world.trace_text()}"
