@@ -158,8 +158,9 @@ def operator_release(
     )
     yield {"release": RELEASE, "namespace": OPERATOR_NAMESPACE, "pod": pods[0]["metadata"]["name"]}
     # Keep the operator's log with the run's artifacts, then uninstall (the CRD stays: crds.keep).
+    # Every replica's log (leader and standby), each line prefixed with its pod.
     logs = testbed.kubectl(
-        "logs", "-n", OPERATOR_NAMESPACE, f"deploy/{RELEASE}", "--tail=-1", check=False, timeout=60
+        "logs", "-n", OPERATOR_NAMESPACE, "-l", selector, "--prefix", "--tail=-1", check=False, timeout=60
     )
     (tmp / "operator.log").write_text(logs.stdout + logs.stderr)
     sys.stderr.write(f"\n[e2e] operator log: {tmp / 'operator.log'}\n")

@@ -166,6 +166,11 @@ def _ready_operator_pods(bed: Testbed, release: str, namespace: str) -> list[dic
     ]
 
 
+def _lease_holder(bed: Testbed, release: str, namespace: str) -> str:
+    lease = bed.kubectl("get", "lease", f"{release}-fastrollout", "-n", namespace, "-o", "json", check=False)
+    return str(json.loads(lease.stdout)["spec"].get("holderIdentity") or "") if lease.returncode == 0 else ""
+
+
 def test_helm_install_upgrade_test_uninstall(testbed: Testbed, namespace: str, tmp_path: Path) -> None:
     node = real_node_or_skip(testbed)
     release = "fr-helm"
@@ -180,8 +185,12 @@ def test_helm_install_upgrade_test_uninstall(testbed: Testbed, namespace: str, t
     status = json.loads(testbed.helm("status", release, "-n", namespace, "-o", "json").stdout)
     assert status["info"]["status"] == "deployed"
     pods = _ready_operator_pods(testbed, release, namespace)
-    assert len(pods) == 1, pods
-    assert pods[0]["spec"]["nodeName"] == node
+    assert len(pods) == 2, pods
+    assert {p["spec"]["nodeName"] for p in pods} == {node}  # one real node: the anti-affinity is a preference
+    holder = testbed.wait_for(
+        lambda: _lease_holder(testbed, release, namespace), timeout=60, message="a leader"
+    )
+    assert holder in {p["metadata"]["name"] for p in pods}
     installed_in = time.monotonic() - started
 
     # The CRD is served (and Established), from the chart.
@@ -239,8 +248,9 @@ def test_helm_install_upgrade_test_uninstall(testbed: Testbed, namespace: str, t
         complete, timeout=90, message="FastRollout helm-smoke Complete, driven by the in-cluster operator"
     )
 
-    # helm upgrade with a changed value: the Deployment gets it and its pod is replaced (Recreate).
-    before = pods[0]["metadata"]["uid"]
+    # helm upgrade with a changed value: the Deployment gets it and its pods are replaced (RollingUpdate:
+    # each new pod stands by until Ready; an old leader hands the Lease over when it gets SIGTERM).
+    before = {p["metadata"]["uid"] for p in pods}
     testbed.helm(
         "upgrade", release, str(CHART), "-n", namespace, "-f", str(values), "--set", "verbose=true",
         "--wait", "--timeout", "180s",
@@ -251,14 +261,21 @@ def test_helm_install_upgrade_test_uninstall(testbed: Testbed, namespace: str, t
     deploy = next(o for o in manifest_objects(testbed, release, namespace) if o["kind"] == "Deployment")
     live = testbed.kubectl_json("get", "deployment", deploy["metadata"]["name"], "-n", namespace)
     assert "--verbose" in live["spec"]["template"]["spec"]["containers"][0]["args"]
+
+    def upgraded() -> list[dict[str, Any]] | None:
+        ready = _ready_operator_pods(testbed, release, namespace)
+        new = [p for p in ready if p["metadata"]["uid"] not in before]
+        return new if len(new) == len(ready) == 2 else None
+
     pods = testbed.wait_for(
-        lambda: [
-            p for p in _ready_operator_pods(testbed, release, namespace) if p["metadata"]["uid"] != before
-        ],
-        timeout=120,
-        message="the upgraded operator pod Ready",
+        upgraded, timeout=180, message="both upgraded operator pods Ready, the old ones gone"
     )
     assert pods[0]["spec"]["nodeName"] == node
+    testbed.wait_for(
+        lambda: _lease_holder(testbed, release, namespace) in {p["metadata"]["name"] for p in pods},
+        timeout=60,
+        message="an upgraded pod leads",
+    )
 
     # helm test: the chart's test pod (the operator image, the operator's ServiceAccount) lists FastRollouts.
     # (No --logs: the hook's delete policy hook-succeeded removes the pod before helm could read them.)
@@ -293,13 +310,18 @@ def test_cluster_wide_rbac(testbed: Testbed, namespace: str, tmp_path: Path) -> 
         objects = manifest_objects(testbed, release, namespace)
         kinds = {o["kind"] for o in objects}
         assert {"ClusterRole", "ClusterRoleBinding", "ServiceAccount"} <= kinds, kinds
-        assert "Role" not in kinds, kinds
+        # The only Role: leader election's Lease, in the release namespace.
+        roles = [o for o in objects if o["kind"] == "Role"]
+        assert [(r["metadata"]["name"], r["metadata"]["namespace"]) for r in roles] == [
+            (f"{release}-fastrollout-leader-election", namespace)
+        ], roles
         sa_name = next(o["metadata"]["name"] for o in objects if o["kind"] == "ServiceAccount")
         sa = f"system:serviceaccount:{namespace}:{sa_name}"
         check_rbac(testbed, objects, sa, namespace, other_namespace="default")
         # Cluster-wide: the namespaced rules hold in any namespace.
         assert can_i(testbed, sa, "list", "pods", None, "default")
         assert can_i(testbed, sa, "deletecollection", "pods", None, "default")
+        assert not can_i(testbed, sa, "update", "leases.coordination.k8s.io", None, "default")
         assert not _ready_operator_pods(testbed, release, namespace), "the operator must not run in this test"
     finally:
         testbed.helm("uninstall", release, "-n", namespace, "--wait", "--timeout", "60s", check=False)
