@@ -69,7 +69,7 @@ def service_manifest(namespace: str) -> dict[str, Any]:
     }
 
 
-def fastrollout_manifest(namespace: str, version: str, *, crash: bool = False) -> dict[str, Any]:
+def fastrollout_manifest(namespace: str, version: str, image: str, *, crash: bool = False) -> dict[str, Any]:
     env: list[dict[str, Any]] = [
         {"name": "WORKER_VERSION", "value": version},
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
@@ -106,7 +106,7 @@ def fastrollout_manifest(namespace: str, version: str, *, crash: bool = False) -
                     "containers": [
                         {
                             "name": "worker",
-                            "image": "fastrollout/worker:dev",
+                            "image": image,  # this checkout's worker (Testbed.own_image), not the shared :dev
                             "imagePullPolicy": "Never",
                             "env": env,
                             "ports": [
@@ -195,7 +195,8 @@ class Fleet:
 
     def apply(self, version: str, *, crash: bool = False) -> Applied:
         at = time.time()
-        self.bed.apply(json.dumps(fastrollout_manifest(self.namespace, version, crash=crash)))
+        manifest = fastrollout_manifest(self.namespace, version, self.bed.own_image("worker"), crash=crash)
+        self.bed.apply(json.dumps(manifest))
         generation = int(
             self.bed.kubectl(
                 "get", "fastrollout", NAME, "-n", self.namespace, "-o", "jsonpath={.metadata.generation}"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -183,6 +184,34 @@ class Testbed:
     # conftest.py under the module name "conftest", so such an import is ambiguous once there are two.
     wait_for = staticmethod(wait_for)
     cluster_dir = CLUSTER_DIR
+
+    @staticmethod
+    def own_image(image: str) -> str:
+        """This checkout's own name of a bed image ("operator", "worker"): see :func:`own_image`."""
+        return own_image(image)
+
+
+@functools.cache
+def own_image(image: str) -> str:
+    """This checkout's own name of a test bed image, e.g. ``fastrollout/operator:dev-3b2d420a4d350be4``
+    (``tests/cluster/images.sh ref``: built and imported if needed, ~1 s when it is).
+
+    Pods must run that name, not ``fastrollout/operator:dev``: the shared name is whichever checkout
+    imported last, and on a bed that several checkouts use (worktrees, a CI clone) another one's
+    up.sh re-points it at its own code in the middle of this run.
+    """
+    proc = subprocess.run(
+        [str(CLUSTER_DIR / "images.sh"), "ref", image],
+        capture_output=True,
+        text=True,
+        timeout=UP_TIMEOUT_S,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    ref = proc.stdout.strip()
+    if proc.returncode != 0 or not ref:
+        pytest.fail(f"tests/cluster/images.sh ref {image} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return ref
 
 
 def _bin_dir() -> Path:
