@@ -16,7 +16,7 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -226,6 +226,15 @@ def finalizer_apply(target: Target, present: bool) -> dict[str, Any]:
     }
 
 
+class NotLeaderError(Exception):
+    """A write was refused locally: this replica does not hold the lease (or its renew deadline passed)."""
+
+
+def always() -> bool:
+    """The fence without leader election: one replica, always allowed to write."""
+    return True
+
+
 class CollisionError(Exception):
     """A ReplicaSet with the name we derive exists, and this FastRollout does not control it."""
 
@@ -246,8 +255,11 @@ class Applier:
     and decoding a 4,000-pod DeleteCollection response into models costs seconds of CPU.
     """
 
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(self, api: client.ApiClient, fence: Callable[[], bool] = always) -> None:
         self._api = api
+        # Checked right before every write (leader.Elector.may_write with leader election): a replica
+        # that lost, or cannot renew, the lease sends nothing more, whatever pass it is in.
+        self._fence = fence
         # Fault injection for the integration tests (never set in the chart): SIGKILL this process
         # right after the first action of this type succeeds, e.g. DeletePods: "crash mid-cutover".
         self._kill_after = os.environ.get(KILL_AFTER_ENV, "")
@@ -263,7 +275,8 @@ class Applier:
         timeout: float = REQUEST_SECONDS,
     ) -> bytes:
         """One API call with a JSON body; returns the raw answer (callers that need it decode it),
-        raises ApiException on a non-2xx answer. Blocking."""
+        raises ApiException on a non-2xx answer, NotLeaderError when the fence is down (checked last,
+        just before the request is sent; the ownership GET of a create is part of that write). Blocking."""
         params = self._api.param_serialize(
             method,
             path,
@@ -272,6 +285,8 @@ class Applier:
             body=body,
             auth_settings=["BearerToken"],
         )
+        if not self._fence():
+            raise NotLeaderError(f"{method} {path}: not the leader")
         response = self._api.call_api(*params, _request_timeout=timeout)
         data: bytes = response.read()  # type: ignore[no-untyped-call]  # also frees the connection
         if not 200 <= response.status <= 299:
@@ -314,6 +329,8 @@ class Applier:
         return Applied(written)
 
     def _act(self, target: Target, action: Action) -> None:
+        if not self._fence():  # also before the log line: a logged action is a sent one
+            raise NotLeaderError(f"{_describe(action)}: not the leader")
         logger.info("%s/%s: %s", target.namespace, target.name, _describe(action))
         replica_sets = f"/apis/apps/v1/namespaces/{target.namespace}/replicasets"
         try:

@@ -19,6 +19,13 @@ Measured on the test bed, a 1,000-pod rollout (creates, readiness, cutover, drai
 events) took 74 passes in 87 s; a pass took 62 ms at the median (2,000 pods in the cache), 0.21 s at
 p90, and 3.8 s for the cutover pass, which waits for the one DeleteCollection of 1,000 pods (status
 updates of that FastRollout wait for it; other FastRollouts' loops do not).
+
+High availability (`--leader-elect`, leader.py): every replica watches the FastRollouts and keeps its
+child caches warm, and knows every FastRollout key; only the replica holding the Lease runs reconcilers.
+Gaining the lease starts one reconciler per known FastRollout (each starts from what it observes: a fresh
+GET and the cache, nothing carried over); losing it cancels them all. Every write goes through
+`Applier`, whose fence (`Elector.may_write`) is checked immediately before each request, so a pass
+that was in flight when the lease was lost sends nothing more.
 """
 
 import asyncio
@@ -40,8 +47,16 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from fastrollout.api import FINALIZER, GROUP, PLURAL, VERSION, FastRolloutSpec, FastRolloutStatus
-from fastrollout.apply import DELETE_COLLECTION_WORKERS, HTTP_NOT_FOUND, REQUEST_SECONDS, Applier, Target
+from fastrollout.apply import (
+    DELETE_COLLECTION_WORKERS,
+    HTTP_NOT_FOUND,
+    REQUEST_SECONDS,
+    Applier,
+    NotLeaderError,
+    Target,
+)
 from fastrollout.health import HealthServer
+from fastrollout.leader import Elector, LeaseApi, LeaseConfig
 from fastrollout.metrics import ERROR_REASON, Metrics
 from fastrollout.observe import Observer
 from fastrollout.plan import decide, errors, reasons
@@ -69,6 +84,7 @@ class Options:
     namespaces: tuple[str, ...] = ()  # empty: all namespaces
     metrics_port: int = 8080
     health_port: int = 8081
+    election: LeaseConfig | None = None  # None: no leader election (one replica)
 
 
 @dataclass
@@ -83,12 +99,53 @@ class Runtime:
     waker: "Waker"
     health: HealthServer
     reconcilers: dict[Key, "Reconciler"] = field(default_factory=dict)
+    elector: Elector | None = None
+    known: set[Key] = field(default_factory=set)  # every FastRollout seen and not deleted
+    election_task: "asyncio.Task[None] | None" = None
+
+    def leading(self) -> bool:
+        """Whether this replica runs reconcilers: always without leader election."""
+        return self.elector is None or self.elector.leading
+
+    def cache_ready(self, namespace: str) -> bool:
+        """Whether a pass for `namespace` may plan: its watches are synced; with leader election also
+        current (none failing), so a leader never acts on a cache that stopped following the API,
+        e.g. right after an API server outage, while its watches reconnect."""
+        if self.elector is None:
+            return self.observer.synced_for(namespace)
+        return self.observer.current_for(namespace)
+
+    def alive(self) -> bool:
+        """Watch threads run and, with leader election, the campaign task too (for /healthz)."""
+        campaign = self.election_task is None or not self.election_task.done()
+        return self.observer.threads_alive and campaign
 
     def forget(self, key: Key) -> "Reconciler | None":
         """Drops everything kept for a deleted FastRollout; returns its reconciler, if any."""
+        self.known.discard(key)
         self.observer.forget(*key)
         self.metrics.forget(*key)
         return self.reconcilers.pop(key, None)
+
+    async def start_leading(self) -> None:
+        """Gained the lease: a reconciler for every FastRollout known, each from what it observes."""
+        self.metrics.set_leader(leading=True)
+        for key in sorted(self.known):
+            if key not in self.reconcilers:
+                self.reconcilers[key] = Reconciler(self, key)
+            self.reconcilers[key].wake()
+
+    async def stop_leading(self) -> None:
+        """Lost the lease (or shutting down): no reconciler runs on."""
+        self.metrics.set_leader(leading=False)
+        reconcilers = list(self.reconcilers.values())
+        self.reconcilers.clear()
+        for reconciler in reconcilers:
+            await reconciler.stop()
+        # The per-rollout gauges come from the status this replica wrote: only the leader exports
+        # them, so a former leader's stale values never add to the new leader's in a sum().
+        for key in self.known:
+            self.metrics.forget(*key)
 
 
 class Waker:
@@ -163,7 +220,7 @@ class Reconciler:
                     await asyncio.wait_for(self._wake.wait(), timeout=requeue)
             # Never plan from a half-filled cache. Only this namespace's watches count: one that cannot
             # be listed (a 403) holds back its own FastRollouts, never the others (/readyz reports it).
-            while not self._runtime.observer.synced_for(self.key[0]):
+            while not self._runtime.cache_ready(self.key[0]):
                 await asyncio.sleep(SYNC_POLL_SECONDS)
             # Let the rest of a burst arrive, and keep passes at least MIN_INTERVAL apart.
             await asyncio.sleep(max(COALESCE_SECONDS, last_start + MIN_INTERVAL - time.monotonic()))
@@ -177,6 +234,11 @@ class Reconciler:
                     return  # the FastRollout is gone
             except asyncio.CancelledError:
                 raise
+            except NotLeaderError as error:
+                # The fence refused a write: the lease is lost (stop_leading cancels this loop) or was
+                # not renewed in time; retry shortly in case it was renewed just after.
+                logger.info("%s/%s: pass stopped: %s", *self.key, error)
+                requeue = ERROR_BACKOFF[0]
             except Exception:
                 logger.exception("%s/%s: reconcile failed; retrying in %.0fs", *self.key, error_delay)
                 self._runtime.metrics.reconcile_errors.labels(ERROR_REASON).inc()
@@ -351,10 +413,17 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     # reflectors do; the retries are logged with the API's message, and that namespace's child
     # watches, which fail the same way, turn /readyz false.
     settings.networking.error_backoffs = RetryForever()
+    if runtime.elector is not None:
+        # kopf's own posting of its warnings as events would be a write outside the fence: off with
+        # leader election (our steps and refusals post their own events, through the fenced Applier).
+        settings.posting.enabled = False
     runtime.waker.attach(asyncio.get_running_loop())
     runtime.observer.start()
     runtime.metrics.serve(runtime.options.metrics_port)
     await runtime.health.start()
+    if runtime.elector is not None:
+        runtime.metrics.set_leader(leading=False)
+        runtime.election_task = asyncio.create_task(runtime.elector.run(), name="leader-election")
     logger.info(
         "started %d child watches in %s; metrics on :%d; /healthz and /readyz on :%d",
         runtime.observer.watch_count,
@@ -367,9 +436,18 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
 @kopf.on.cleanup()
 async def cleanup(memo: Any, **_: Any) -> None:
     runtime = _runtime(memo)
+    if runtime.election_task is not None:
+        runtime.election_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runtime.election_task
     for reconciler in list(runtime.reconcilers.values()):
         await reconciler.stop()
     runtime.reconcilers.clear()
+    if runtime.elector is not None:
+        # After the reconcilers stopped: hand the lease over, so the standby takes it within a retry
+        # period rather than a lease duration (a rolling update of the chart's Deployment).
+        await runtime.elector.release()
+        runtime.elector.close()
     await runtime.health.stop()
     await asyncio.to_thread(runtime.observer.stop)
 
@@ -393,7 +471,11 @@ async def fastrollout_event(
             await reconciler.stop()
         return
     service = body.get("spec", {}).get("serviceName")
+    # Standby replicas track too: their caches are warm when they take over.
     runtime.observer.track(namespace, name, service if isinstance(service, str) else None)
+    runtime.known.add(key)
+    if not runtime.leading():
+        return
     reconciler = runtime.reconcilers.get(key)
     if reconciler is None:
         reconciler = runtime.reconcilers[key] = Reconciler(runtime, key)
@@ -417,9 +499,9 @@ def make_runtime(options: Options) -> Runtime:
 
     waker = Waker(deliver)
     observer = Observer(api, options.namespaces or None, waker)
-    metrics = Metrics()
+    metrics = Metrics(leader_identity=options.election.identity if options.election else None)
     metrics.watch(observer.health)
-    return Runtime(
+    runtime = Runtime(
         options=options,
         api=api,
         observer=observer,
@@ -429,6 +511,18 @@ def make_runtime(options: Options) -> Runtime:
         health=HealthServer(options.health_port, observer.health, lambda: observer.threads_alive),
         reconcilers=reconcilers,
     )
+    if options.election is not None:
+        # A client of its own: lease renewals never wait for a connection the reconcilers hold.
+        elector = Elector(
+            options.election,
+            LeaseApi(client.ApiClient(configuration), options.election),
+            on_started=runtime.start_leading,
+            on_stopped=runtime.stop_leading,
+        )
+        runtime.elector = elector
+        runtime.applier = Applier(api, elector.may_write)
+        runtime.health = HealthServer(options.health_port, observer.health, runtime.alive)
+    return runtime
 
 
 def run(options: Options) -> None:

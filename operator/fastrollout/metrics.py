@@ -16,6 +16,8 @@
                                                                   and current; 0 never listed, or failing
     fastrollout_watch_errors_total{kind,scope,reason}             counter: failed list/watch calls
                                                                   (scope: the namespace, or * for all)
+    fastrollout_leader{identity}                                  gauge: 1 on the replica holding the lease,
+                                                                  0 on a standby (only with leader election)
 
 Everything is derived from the status the operator writes (old vs new), so a restarted operator
 neither double-counts a finished rollout nor misses one it finishes. Series of a deleted FastRollout,
@@ -168,8 +170,15 @@ class WatchCollector:
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, leader_identity: str | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._leader_identity = leader_identity
+        self.leader = Gauge(
+            "fastrollout_leader",
+            "1 on the replica that holds the leader-election lease (the only one that writes), 0 on a standby.",
+            ["identity"],
+            registry=self.registry,
+        )
         fleet = ["namespace", "fastrollout"]
         self.pods = Gauge(
             "fastrollout_pods",
@@ -235,6 +244,11 @@ class Metrics:
         self._version_labels: dict[tuple[str, str], set[Labels]] = {}
         self._phase_labels: dict[tuple[str, str], set[Labels]] = {}
         self._deadline_labels: dict[tuple[str, str], set[Labels]] = {}
+
+    def set_leader(self, *, leading: bool) -> None:
+        """With leader election: whether this replica leads now."""
+        if self._leader_identity is not None:
+            self.leader.labels(self._leader_identity).set(1 if leading else 0)
 
     def serve(self, port: int) -> None:
         start_http_server(port, registry=self.registry)

@@ -5,7 +5,13 @@
 #   tests/cluster/images.sh                    # build all (cached); import if a containerd is running
 #   tests/cluster/images.sh build [IMAGE...]   # build only; IMAGE: pause worker operator
 #   tests/cluster/images.sh import [IMAGE...]  # build if needed, then import (fails without containerd)
+#   tests/cluster/images.sh ref IMAGE          # print this checkout's own name of IMAGE (builds if needed)
 #   CONTAINERD_ADDRESS=/run/containerd/containerd.sock tests/cluster/images.sh import worker
+#
+# Two names per image in containerd. `fastrollout/operator:dev` is whatever checkout imported last: on a
+# bed shared by several checkouts (worktrees, a CI clone) it changes under a running test. The
+# checkout's own name, `fastrollout/operator:dev-<input hash>` (`ref`), never changes: tests that start
+# the image in a pod (test_helm.py, the e2e operator release) run that one, so they test their own code.
 #
 # Images (names in images/names.sh):
 #   pause    static binary from pause.c of the pinned k8s.io/kubernetes module (containerd's sandbox_image)
@@ -289,29 +295,45 @@ containerd_address() {
   fi
 }
 
+# The checkout's own name of an image: <name>-<input hash>, e.g. fastrollout/operator:dev-3b2d420a4d350be4.
+own_ref() {  # name key
+  echo "$1-$2"
+}
+
 import_image() {  # address name key archive
-  local addr=$1 ref
+  local addr=$1 ref own listed
   ref=$(full_ref "$2")
-  local listed
+  own=$(full_ref "$(own_ref "$2" "$3")")
   # A filter, not grep on `ctr images ls`: its table truncates label values.
-  listed=$(ctr -a "$addr" -n k8s.io images ls -q "name==$ref,labels.\"fastrollout.test/input\"==$3" 2>/dev/null || true)
-  if [ "$listed" = "$ref" ]; then
-    log "$ref: already in containerd"
-    return 0
+  listed=$(ctr -a "$addr" -n k8s.io images ls -q "name==$own" 2>/dev/null || true)
+  if [ "$listed" = "$own" ]; then
+    log "$own: already in containerd"
+  else
+    # The archive carries the shared name; give it the own name at once. Every images.sh holds the
+    # cache lock (main) from build to here, so no other checkout's import comes between the two.
+    ctr -a "$addr" -n k8s.io images import "$4" >/dev/null
+    ctr -a "$addr" -n k8s.io images tag --force "$ref" "$own" >/dev/null
+    ctr -a "$addr" -n k8s.io images label "$own" "fastrollout.test/input=$3" >/dev/null
+    log "$own: imported"
   fi
-  ctr -a "$addr" -n k8s.io images import "$4" >/dev/null
-  ctr -a "$addr" -n k8s.io images label "$ref" "fastrollout.test/input=$3" >/dev/null
-  log "$ref: imported"
+  # The shared name follows the checkout that imported last (tests/demo.sh and hand-run pods use it).
+  listed=$(ctr -a "$addr" -n k8s.io images ls -q "name==$ref,labels.\"fastrollout.test/input\"==$3" 2>/dev/null || true)
+  if [ "$listed" != "$ref" ]; then
+    ctr -a "$addr" -n k8s.io images tag --force "$own" "$ref" >/dev/null
+    ctr -a "$addr" -n k8s.io images label "$ref" "fastrollout.test/input=$3" >/dev/null
+    log "$ref: now $own"
+  fi
 }
 
 main() {
   local mode=auto images=() addr img t0 t1 name
-  case "${1:-}" in build | import) mode=$1; shift ;; -h | --help) sed -n '2,20p' "$0"; exit 0 ;; esac
+  case "${1:-}" in build | import | ref) mode=$1; shift ;; -h | --help) sed -n '2,25p' "$0"; exit 0 ;; esac
   images=("$@")
   [ ${#images[@]} -gt 0 ] || images=(pause worker operator)
   for img in "${images[@]}"; do
     case $img in pause | worker | operator) ;; *) die "unknown image '$img' (pause worker operator)" ;; esac
   done
+  [ "$mode" != ref ] || [ ${#images[@]} -eq 1 ] || die "ref takes one image (pause worker operator)"
   t0=$(now_ms)
   ensure_tools
   mkdir -p "$IMG_CACHE"
@@ -326,14 +348,19 @@ main() {
     archive_of[$img]=$ARCHIVE
     key_of[$img]=$KEY
     log "$img: $(basename "$ARCHIVE") ($(du -h "$ARCHIVE" | cut -f1)) in $(secs_since "$t1")"
-    # Keep only the current archive of each image.
-    find "$IMG_CACHE" -maxdepth 1 -name "$img-*.tar" ! -path "$ARCHIVE" -delete
+    # Keep the current archive of each image and the two newest others: checkouts sharing this cache
+    # (worktrees, a CI clone) then find theirs again instead of rebuilding each other's in turn.
+    touch "$ARCHIVE"
+    find "$IMG_CACHE" -maxdepth 1 -name "$img-*.tar" -printf '%T@ %p\n' | sort -rn | tail -n +4 \
+      | cut -d' ' -f2- | xargs -r rm -f
   done
   # Drop blobs no tag references any more (old app layers); ~2 s, so only after a build.
   [ "$BUILT" = 1 ] && umoci gc --layout "$LAYOUT"
   addr=$(containerd_address)
   if [ -z "$addr" ]; then
-    [ "$mode" = import ] && die "no containerd socket (start tests/cluster/realnode.sh up, or set CONTAINERD_ADDRESS)"
+    case $mode in
+      import | ref) die "no containerd socket (start tests/cluster/realnode.sh up, or set CONTAINERD_ADDRESS)" ;;
+    esac
     log "no containerd running: built only (realnode.sh up imports them); total $(secs_since "$t0")"
     return 0
   fi
@@ -346,6 +373,7 @@ main() {
     done
   fi
   log "done in $(secs_since "$t0")"
+  if [ "$mode" = ref ]; then own_ref "$name" "${key_of[${images[0]}]}"; fi
 }
 
 main "$@"

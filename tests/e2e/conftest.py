@@ -7,7 +7,7 @@
   ``tests/run.sh`` does).
 - ``e2e_namespace`` (session): a namespace for the fleets, created before the operator is installed.
 - ``operator_release`` (session): the chart installed with **helm** into ``fastrollout-system``, running
-  the locally built ``fastrollout/operator:dev`` image as a pod on the real node, with its real RBAC,
+  the operator image built from this checkout (``Testbed.own_image``) on the real node, with its real RBAC,
   managing ``e2e_namespace`` only (``watchNamespaces``), so it never acts on other tests' rollouts.
 - ``e2e_report`` (session): a dict the tests put their numbers in; written as JSON under pytest's tmp
   dir and printed in the terminal summary (with or without ``-s``).
@@ -101,10 +101,12 @@ def e2e_namespace(testbed: Any, real_node: str) -> Iterator[str]:
 # ------------------------------------------------------------------------------------------ operator
 
 
-def operator_values(watch_namespaces: list[str], **extra: Any) -> dict[str, Any]:
-    """Helm values that run the locally built operator image on the real node."""
+def operator_values(image: str, watch_namespaces: list[str], **extra: Any) -> dict[str, Any]:
+    """Helm values that run the operator image built from this checkout (``image``: its full reference,
+    ``Testbed.own_image``) on the real node."""
+    repository, _, tag = image.rpartition(":")
     values: dict[str, Any] = {
-        "image": {"repository": "fastrollout/operator", "tag": "dev", "pullPolicy": "Never"},
+        "image": {"repository": repository, "tag": tag, "pullPolicy": "Never"},
         "nodeSelector": {"fastrollout.test/node": "real"},
         "tolerations": [REAL_NODE_TOLERATION],
         "watchNamespaces": watch_namespaces,
@@ -137,7 +139,8 @@ def operator_release(
 ) -> Iterator[dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("operator")
     started = time.monotonic()
-    helm_install(testbed, RELEASE, OPERATOR_NAMESPACE, operator_values([e2e_namespace]), tmp)
+    values = operator_values(testbed.own_image("operator"), [e2e_namespace])
+    helm_install(testbed, RELEASE, OPERATOR_NAMESPACE, values, tmp)
     selector = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=operator"
     pods = wait_for(
         lambda: [
@@ -158,8 +161,9 @@ def operator_release(
     )
     yield {"release": RELEASE, "namespace": OPERATOR_NAMESPACE, "pod": pods[0]["metadata"]["name"]}
     # Keep the operator's log with the run's artifacts, then uninstall (the CRD stays: crds.keep).
+    # Every replica's log (leader and standby), each line prefixed with its pod.
     logs = testbed.kubectl(
-        "logs", "-n", OPERATOR_NAMESPACE, f"deploy/{RELEASE}", "--tail=-1", check=False, timeout=60
+        "logs", "-n", OPERATOR_NAMESPACE, "-l", selector, "--prefix", "--tail=-1", check=False, timeout=60
     )
     (tmp / "operator.log").write_text(logs.stdout + logs.stderr)
     sys.stderr.write(f"\n[e2e] operator log: {tmp / 'operator.log'}\n")

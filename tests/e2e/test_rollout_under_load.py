@@ -70,7 +70,7 @@ def service_manifest(namespace: str) -> dict[str, Any]:
 
 
 def fastrollout_manifest(
-    namespace: str, version: str, *, crash: bool = False, strategy: dict[str, Any] | None = None
+    namespace: str, version: str, image: str, *, crash: bool = False, strategy: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     env: list[dict[str, Any]] = [
         {"name": "WORKER_VERSION", "value": version},
@@ -108,7 +108,7 @@ def fastrollout_manifest(
                     "containers": [
                         {
                             "name": "worker",
-                            "image": "fastrollout/worker:dev",
+                            "image": image,  # this checkout's worker (Testbed.own_image), not the shared :dev
                             "imagePullPolicy": "Never",
                             "env": env,
                             "ports": [
@@ -197,7 +197,9 @@ class Fleet:
 
     def apply(self, version: str, *, crash: bool = False, strategy: dict[str, Any] | None = None) -> Applied:
         at = time.time()
-        manifest = fastrollout_manifest(self.namespace, version, crash=crash, strategy=strategy)
+        manifest = fastrollout_manifest(
+            self.namespace, version, self.bed.own_image("worker"), crash=crash, strategy=strategy
+        )
         self.bed.apply(json.dumps(manifest))
         generation = int(
             self.bed.kubectl(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -184,6 +185,34 @@ class Testbed:
     wait_for = staticmethod(wait_for)
     cluster_dir = CLUSTER_DIR
 
+    @staticmethod
+    def own_image(image: str) -> str:
+        """This checkout's own name of a bed image ("operator", "worker"): see :func:`own_image`."""
+        return own_image(image)
+
+
+@functools.cache
+def own_image(image: str) -> str:
+    """This checkout's own name of a test bed image, e.g. ``fastrollout/operator:dev-3b2d420a4d350be4``
+    (``tests/cluster/images.sh ref``: built and imported if needed, ~1 s when it is).
+
+    Pods must run that name, not ``fastrollout/operator:dev``: the shared name is whichever checkout
+    imported last, and on a bed that several checkouts use (worktrees, a CI clone) another one's
+    up.sh re-points it at its own code in the middle of this run.
+    """
+    proc = subprocess.run(
+        [str(CLUSTER_DIR / "images.sh"), "ref", image],
+        capture_output=True,
+        text=True,
+        timeout=UP_TIMEOUT_S,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    ref = proc.stdout.strip()
+    if proc.returncode != 0 or not ref:
+        pytest.fail(f"tests/cluster/images.sh ref {image} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return ref
+
 
 def _bin_dir() -> Path:
     # versions.sh is the single source of the pinned versions and of the cache layout.
@@ -251,6 +280,15 @@ def namespace(testbed: Testbed, request: pytest.FixtureRequest) -> Iterator[str]
         return
     # --wait=false: kwok keeps deleted pods Terminating for their grace period, as a kubelet would;
     # the next test has its own namespace, so nobody needs to wait for that.
+    # The operator that would release a FastRollout's finalizer (held while a Service's selector is
+    # pinned, cutover ServiceSelector) has stopped by now: drop it, or the namespace stays Terminating.
+    held = testbed.kubectl(
+        "get", "fastrollouts", "-n", name, "-o", "name", "--ignore-not-found", check=False
+    ).stdout.split()
+    for obj in held:
+        testbed.kubectl(
+            "patch", obj, "-n", name, "--type=merge", "-p", '{"metadata":{"finalizers":null}}', check=False
+        )
     testbed.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
 
 

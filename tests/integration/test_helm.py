@@ -1,8 +1,10 @@
 """The Helm chart against the test bed, for real: lint, install, upgrade, `helm test`, uninstall.
 
-The operator image is the one built locally (``fastrollout/operator:dev``, imagePullPolicy Never), so the
-release's pods run on the bed's real node (kubelet + containerd); without a real node the install tests
-are skipped, saying so (``tests/cluster/up.sh --real-node`` adds it; ``tests/run.sh`` does).
+The operator image is the one built locally from this checkout (``fastrollout/operator:dev-<input hash>``,
+``tests/cluster/images.sh ref operator``, imagePullPolicy Never; not the shared ``:dev``, which another
+checkout using the bed may re-point at its own code meanwhile), so the release's pods run on the bed's
+real node (kubelet + containerd); without a real node the install tests are skipped, saying so
+(``tests/cluster/up.sh --real-node`` adds it; ``tests/run.sh`` does).
 
 - ``test_helm_lint``: ``helm lint --strict`` with the default values and with the values used here.
 - ``test_helm_install_upgrade_test_uninstall``: one release in the test's namespace, managing only that
@@ -73,9 +75,11 @@ def real_node_or_skip(bed: Testbed) -> str:
     )
 
 
-def values_file(tmp: Path, watch_namespaces: list[str], **extra: Any) -> Path:
+def values_file(tmp: Path, watch_namespaces: list[str], image: str, **extra: Any) -> Path:
+    """Values for the bed: ``image`` (a full reference, ``Testbed.own_image``) on the real node."""
+    repository, _, tag = image.rpartition(":")
     values: dict[str, Any] = {
-        "image": {"repository": "fastrollout/operator", "tag": "dev", "pullPolicy": "Never"},
+        "image": {"repository": repository, "tag": tag, "pullPolicy": "Never"},
         "nodeSelector": {"fastrollout.test/node": "real"},
         "tolerations": [{"key": "fastrollout.test/real", "operator": "Exists", "effect": "NoSchedule"}],
         "watchNamespaces": watch_namespaces,
@@ -151,7 +155,7 @@ def check_rbac(
 
 
 def test_helm_lint(testbed: Testbed, tmp_path: Path) -> None:
-    for args in ([], ["-f", str(values_file(tmp_path, ["a", "b"]))]):
+    for args in ([], ["-f", str(values_file(tmp_path, ["a", "b"], "fastrollout/operator:dev"))]):
         out = testbed.helm("lint", "--strict", str(CHART), *args)
         assert "0 chart(s) failed" in out.stdout, out.stdout
 
@@ -166,10 +170,30 @@ def _ready_operator_pods(bed: Testbed, release: str, namespace: str) -> list[dic
     ]
 
 
+def _lease_holder(bed: Testbed, release: str, namespace: str) -> str:
+    lease = bed.kubectl("get", "lease", f"{release}-fastrollout", "-n", namespace, "-o", "json", check=False)
+    return str(json.loads(lease.stdout)["spec"].get("holderIdentity") or "") if lease.returncode == 0 else ""
+
+
+def _diagnostics(bed: Testbed, release: str, namespace: str) -> str:
+    """What the release's operator pods, the Lease and the namespace show: for a failure message."""
+    selector = f"app.kubernetes.io/instance={release},app.kubernetes.io/component=operator"
+    parts = []
+    for args in (
+        ("get", "pods,replicasets,fastrollouts,leases", "-n", namespace, "-o", "wide"),
+        ("get", "lease", f"{release}-fastrollout", "-n", namespace, "-o", "yaml"),
+        ("get", "events", "-n", namespace, "--sort-by=.lastTimestamp"),
+        ("logs", "-n", namespace, "-l", selector, "--prefix", "--tail=200", "--timestamps"),
+    ):
+        out = bed.kubectl(*args, check=False)
+        parts.append(f"$ kubectl {' '.join(args)}\n{out.stdout}{out.stderr}")
+    return "\n".join(parts)
+
+
 def test_helm_install_upgrade_test_uninstall(testbed: Testbed, namespace: str, tmp_path: Path) -> None:
     node = real_node_or_skip(testbed)
     release = "fr-helm"
-    values = values_file(tmp_path, [namespace])
+    values = values_file(tmp_path, [namespace], testbed.own_image("operator"))  # this checkout's code
     started = time.monotonic()
     # --take-ownership: on a shared bed the CRD may exist already (applied by kubectl, or kept by an
     # uninstalled release); it is annotated helm.sh/resource-policy: keep, so this never deletes it.
@@ -180,8 +204,14 @@ def test_helm_install_upgrade_test_uninstall(testbed: Testbed, namespace: str, t
     status = json.loads(testbed.helm("status", release, "-n", namespace, "-o", "json").stdout)
     assert status["info"]["status"] == "deployed"
     pods = _ready_operator_pods(testbed, release, namespace)
-    assert len(pods) == 1, pods
-    assert pods[0]["spec"]["nodeName"] == node
+    assert len(pods) == 2, pods
+    image = testbed.own_image("operator")
+    assert {c["image"] for p in pods for c in p["spec"]["containers"]} == {image}
+    assert {p["spec"]["nodeName"] for p in pods} == {node}  # one real node: the anti-affinity is a preference
+    holder = testbed.wait_for(
+        lambda: _lease_holder(testbed, release, namespace), timeout=60, message="a leader"
+    )
+    assert holder in {p["metadata"]["name"] for p in pods}
     installed_in = time.monotonic() - started
 
     # The CRD is served (and Established), from the chart.
@@ -235,12 +265,16 @@ def test_helm_install_upgrade_test_uninstall(testbed: Testbed, namespace: str, t
         st = testbed.kubectl_json("get", "fastrollout", "helm-smoke", "-n", namespace).get("status") or {}
         return st.get("phase") == "Complete" and st.get("readyReplicas") == 3
 
-    testbed.wait_for(
-        complete, timeout=90, message="FastRollout helm-smoke Complete, driven by the in-cluster operator"
-    )
+    try:
+        testbed.wait_for(
+            complete, timeout=90, message="FastRollout helm-smoke Complete, driven by the in-cluster operator"
+        )
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n{_diagnostics(testbed, release, namespace)}") from error
 
-    # helm upgrade with a changed value: the Deployment gets it and its pod is replaced (Recreate).
-    before = pods[0]["metadata"]["uid"]
+    # helm upgrade with a changed value: the Deployment gets it and its pods are replaced (RollingUpdate:
+    # each new pod stands by until Ready; an old leader hands the Lease over when it gets SIGTERM).
+    before = {p["metadata"]["uid"] for p in pods}
     testbed.helm(
         "upgrade", release, str(CHART), "-n", namespace, "-f", str(values), "--set", "verbose=true",
         "--wait", "--timeout", "180s",
@@ -251,14 +285,22 @@ def test_helm_install_upgrade_test_uninstall(testbed: Testbed, namespace: str, t
     deploy = next(o for o in manifest_objects(testbed, release, namespace) if o["kind"] == "Deployment")
     live = testbed.kubectl_json("get", "deployment", deploy["metadata"]["name"], "-n", namespace)
     assert "--verbose" in live["spec"]["template"]["spec"]["containers"][0]["args"]
+
+    def upgraded() -> list[dict[str, Any]] | None:
+        ready = _ready_operator_pods(testbed, release, namespace)
+        new = [p for p in ready if p["metadata"]["uid"] not in before]
+        return new if len(new) == len(ready) == 2 else None
+
     pods = testbed.wait_for(
-        lambda: [
-            p for p in _ready_operator_pods(testbed, release, namespace) if p["metadata"]["uid"] != before
-        ],
-        timeout=120,
-        message="the upgraded operator pod Ready",
+        upgraded, timeout=180, message="both upgraded operator pods Ready, the old ones gone"
     )
     assert pods[0]["spec"]["nodeName"] == node
+    assert {c["image"] for p in pods for c in p["spec"]["containers"]} == {image}
+    testbed.wait_for(
+        lambda: _lease_holder(testbed, release, namespace) in {p["metadata"]["name"] for p in pods},
+        timeout=60,
+        message="an upgraded pod leads",
+    )
 
     # helm test: the chart's test pod (the operator image, the operator's ServiceAccount) lists FastRollouts.
     # (No --logs: the hook's delete policy hook-succeeded removes the pod before helm could read them.)
@@ -285,21 +327,27 @@ def test_cluster_wide_rbac(testbed: Testbed, namespace: str, tmp_path: Path) -> 
     real_node_or_skip(testbed)
     release = f"fr-rbac-{secrets.token_hex(2)}"  # cluster-scoped names derive from it: unique per run
     # Default mode (watchNamespaces empty), but the pod can be scheduled nowhere: RBAC without an operator.
+    image = testbed.own_image("operator")
     values = values_file(
-        tmp_path, [], nodeSelector={"fastrollout.test/none": "true"}, crds={"enabled": False}
+        tmp_path, [], image, nodeSelector={"fastrollout.test/none": "true"}, crds={"enabled": False}
     )
     testbed.helm("install", release, str(CHART), "-n", namespace, "-f", str(values))
     try:
         objects = manifest_objects(testbed, release, namespace)
         kinds = {o["kind"] for o in objects}
         assert {"ClusterRole", "ClusterRoleBinding", "ServiceAccount"} <= kinds, kinds
-        assert "Role" not in kinds, kinds
+        # The only Role: leader election's Lease, in the release namespace.
+        roles = [o for o in objects if o["kind"] == "Role"]
+        assert [(r["metadata"]["name"], r["metadata"]["namespace"]) for r in roles] == [
+            (f"{release}-fastrollout-leader-election", namespace)
+        ], roles
         sa_name = next(o["metadata"]["name"] for o in objects if o["kind"] == "ServiceAccount")
         sa = f"system:serviceaccount:{namespace}:{sa_name}"
         check_rbac(testbed, objects, sa, namespace, other_namespace="default")
         # Cluster-wide: the namespaced rules hold in any namespace.
         assert can_i(testbed, sa, "list", "pods", None, "default")
         assert can_i(testbed, sa, "deletecollection", "pods", None, "default")
+        assert not can_i(testbed, sa, "update", "leases.coordination.k8s.io", None, "default")
         assert not _ready_operator_pods(testbed, release, namespace), "the operator must not run in this test"
     finally:
         testbed.helm("uninstall", release, "-n", namespace, "--wait", "--timeout", "60s", check=False)

@@ -51,6 +51,9 @@ NAMESPACED_GRANTS = {
     ("", "services"): {"list", "watch", "patch"},
     ("", "events"): {"create"},
 }
+# Leader election's Lease: a Role in the release namespace only (also in cluster-wide mode).
+LEASE_GRANTS = {("coordination.k8s.io", "leases"): {"get", "create", "update"}}
+LEASE_ROLE = "fr-fastrollout-leader-election"
 
 Obj = dict[str, Any]
 
@@ -240,7 +243,7 @@ def test_helm_lint() -> None:
 def test_cluster_wide_rbac_is_exactly_what_the_operator_uses() -> None:
     objects = render()
     assert grants(one(objects, "ClusterRole")["rules"]) == NAMESPACED_GRANTS
-    assert of_kind(objects, "Role") == of_kind(objects, "RoleBinding") == []
+    assert_lease_rbac_only_in_the_release_namespace(objects)
     binding = one(objects, "ClusterRoleBinding")
     assert binding["roleRef"]["name"] == one(objects, "ClusterRole")["metadata"]["name"]
     assert binding["subjects"] == [
@@ -254,11 +257,12 @@ def test_watch_namespaces_get_a_role_each_and_nothing_cluster_wide() -> None:
     objects = render("watchNamespaces={team-a,team-b}")
     assert of_kind(objects, "ClusterRole") == []
     assert of_kind(objects, "ClusterRoleBinding") == []
-    roles = of_kind(objects, "Role")
+    assert_lease_rbac_only_in_the_release_namespace(objects)
+    roles = [r for r in of_kind(objects, "Role") if r["metadata"]["name"] != LEASE_ROLE]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     for role in roles:
         assert grants(role["rules"]) == NAMESPACED_GRANTS
-    bindings = of_kind(objects, "RoleBinding")
+    bindings = [b for b in of_kind(objects, "RoleBinding") if b["metadata"]["name"] != LEASE_ROLE]
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
     for binding in bindings:
         assert binding["roleRef"] == {
@@ -271,6 +275,92 @@ def test_watch_namespaces_get_a_role_each_and_nothing_cluster_wide() -> None:
     assert [a for a in args if a.startswith("--namespace")] == ["--namespace=team-a", "--namespace=team-b"]
 
 
+def assert_lease_rbac_only_in_the_release_namespace(objects: list[Obj]) -> None:
+    leases = [r for r in of_kind(objects, "Role") if r["metadata"]["name"] == LEASE_ROLE]
+    assert len(leases) == 1
+    assert leases[0]["metadata"]["namespace"] == NAMESPACE
+    assert grants(leases[0]["rules"]) == LEASE_GRANTS
+    for role in of_kind(objects, "Role") + of_kind(objects, "ClusterRole"):
+        if role is not leases[0]:
+            assert ("coordination.k8s.io", "leases") not in grants(role["rules"])
+    binding = next(b for b in of_kind(objects, "RoleBinding") if b["metadata"]["name"] == LEASE_ROLE)
+    assert binding["metadata"]["namespace"] == NAMESPACE
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": LEASE_ROLE}
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "fr-fastrollout", "namespace": NAMESPACE}
+    ]
+
+
+@needs_helm
+def test_two_replicas_elect_a_leader_roll_and_spread() -> None:
+    objects = render()
+    deployment = one(objects, "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    container = operator_container(objects)
+    assert [a for a in container["args"] if a.startswith("--leader-elect")] == [
+        "--leader-elect",
+        "--leader-elect-lease-name=fr-fastrollout",
+        "--leader-elect-lease-duration=15",
+        "--leader-elect-renew-deadline=10",
+        "--leader-elect-retry-period=2",
+    ]
+    env = {e["name"]: e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") for e in container["env"]}
+    assert env["POD_NAME"] == "metadata.name"
+    assert env["POD_NAMESPACE"] == "metadata.namespace"
+    pdb = one(objects, "PodDisruptionBudget")
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert pdb["spec"] == {"minAvailable": 1, "selector": {"matchLabels": selector}}
+    anti = deployment["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+    preferred = anti["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert preferred[0]["podAffinityTerm"] == {
+        "topologyKey": "kubernetes.io/hostname",
+        "labelSelector": {"matchLabels": selector},
+    }
+    assert "requiredDuringSchedulingIgnoredDuringExecution" not in anti
+    # A user's affinity replaces the default one.
+    custom = one(render("affinity.nodeAffinity.x=y"), "Deployment")["spec"]["template"]["spec"]["affinity"]
+    assert custom == {"nodeAffinity": {"x": "y"}}
+
+
+@needs_helm
+def test_without_leader_election_one_replica_recreated() -> None:
+    objects = render("leaderElection.enabled=false", "replicaCount=1")
+    deployment = one(objects, "Deployment")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert not [a for a in operator_container(objects)["args"] if a.startswith("--leader-elect")]
+    assert [r for r in of_kind(objects, "Role") if r["metadata"]["name"] == LEASE_ROLE] == []
+    assert of_kind(objects, "PodDisruptionBudget") == []
+    assert "affinity" not in deployment["spec"]["template"]["spec"]
+    single = render("replicaCount=1")  # election on, one replica: rolling, no budget (it would block drains)
+    assert one(single, "Deployment")["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert of_kind(single, "PodDisruptionBudget") == []
+
+
+@needs_helm
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        pytest.param(
+            "leaderElection.enabled=false", "replicaCount > 1 needs leaderElection", id="two-without-election"
+        ),
+        pytest.param(
+            "leaderElection.renewDeadline=15",
+            "retryPeriod < renewDeadline < leaseDuration",
+            id="renew-not-below-lease",
+        ),
+    ],
+)
+def test_unsafe_election_values_fail_to_render(bad: str, message: str) -> None:
+    result = helm("template", RELEASE, str(CHART), "--kube-version", KUBE_VERSION, "--set", bad)
+    assert result.returncode != 0, f"--set {bad} was accepted"
+    assert message in result.stderr, result.stderr
+
+
 @needs_helm
 def test_rbac_create_false_renders_no_rbac() -> None:
     objects = render("rbac.create=false")
@@ -281,8 +371,6 @@ def test_rbac_create_false_renders_no_rbac() -> None:
 def test_operator_pod_is_locked_down_and_budgeted() -> None:
     objects = render()
     deployment = one(objects, "Deployment")
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
     pod = deployment["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] == 65532
@@ -439,7 +527,8 @@ def test_chart_test_pod_lists_fastrollouts_with_the_operator_identity() -> None:
         pytest.param("bogus=1", id="unknown-top-level-key"),
         pytest.param("image.bogus=x", id="unknown-nested-key"),
         pytest.param("metrics.serviceMonitor.bogus=true", id="unknown-deep-key"),
-        pytest.param("replicaCount=2", id="more-than-one-replica"),
+        pytest.param("replicaCount=0", id="no-replica"),
+        pytest.param("leaderElection.bogus=1", id="unknown-election-key"),
         pytest.param("image.pullPolicy=Sometimes", id="bad-pull-policy"),
         pytest.param("watchNamespaces={Not_A_Namespace}", id="bad-namespace"),
         pytest.param("networkPolicy.bogus=true", id="unknown-network-policy-key"),

@@ -79,6 +79,20 @@ def test_a_namespace_waits_only_for_its_own_watches(observer: Observer) -> None:
     assert observer.synced
 
 
+def test_current_means_synced_and_not_failing(observer: Observer) -> None:
+    """What a leader waits for (leader election): a synced cache whose watches follow the API now."""
+    assert not observer.current_for("a")
+    mark_synced(observer, "a")
+    assert observer.current_for("a")
+    watch = next(w for w in observer._watches if w.namespace == "a")
+    watch._failures = FAILING_AFTER  # an API server outage: reconnects keep failing
+    assert observer.synced_for("a"), "synced stays true through reconnects"
+    assert not observer.current_for("a")
+    assert observer.current_for("b") is False  # never listed
+    watch._failures = 0  # reconnected
+    assert observer.current_for("a")
+
+
 def test_a_namespace_no_watch_covers_is_never_synced(observer: Observer) -> None:
     mark_synced(observer, "a")
     mark_synced(observer, "b")

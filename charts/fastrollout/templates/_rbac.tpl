@@ -50,3 +50,12 @@ authenticated client may read.
   resources: ["events"]
   verbs: ["create"]
 {{- end }}
+
+{{- define "fastrollout.rbac.leaseRules" -}}
+# Leader election (leader.py): read the Lease, create it when absent, renew or take it over by an
+# update carrying the resourceVersion read (optimistic concurrency). Granted by a Role in the release
+# namespace only, whatever watchNamespaces says. No list/watch: the Lease is read by name.
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["get", "create", "update"]
+{{- end }}

@@ -94,6 +94,13 @@ class Observer:
         covering = [watch for watch in self._watches if watch.namespace in (None, namespace)]
         return bool(covering) and all(watch.synced.is_set() for watch in covering)
 
+    def current_for(self, namespace: str) -> bool:
+        """`synced_for`, and no covering watch is failing (`WatchHealth.current`): the cache is being
+        kept up to date now, not only filled once. With leader election a leader plans only then, so
+        after an API server outage it does not act on what its caches held before it."""
+        covering = [watch for watch in self._watches if watch.namespace in (None, namespace)]
+        return bool(covering) and all(watch.health().current for watch in covering)
+
     def health(self) -> list[WatchHealth]:
         return [watch.health() for watch in self._watches]
 
