@@ -66,6 +66,11 @@ def roll(
     removed_revisions = {r.revision for r in removed}
     capacity = [r for r in fleet.others if r.active and r.revision not in removed_revisions]
     sizes = _old_sizes(capacity, stable, replicas, surge, target.pods.capacity)
+    if not quiet:
+        # A superseded version the Service still routes to (just after a switch from Delete) leaves it
+        # by the pin first, and shrinks on a later pass: SIGTERM only for pods without new connections.
+        held = (r for r in capacity if r.pods.serving and (stable is None or r.revision != stable.revision))
+        sizes |= {r.revision: max(sizes[r.revision], r.size) for r in held}
     occupied = sum(max(sizes[r.revision], r.pods.replicas) for r in capacity)
     size = target_size(replicas, surge, target.size, occupied)
     target_actions = _size_target(target, spec, name, size)
