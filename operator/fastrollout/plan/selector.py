@@ -129,10 +129,16 @@ def with_finalizer(rollout: Rollout, actions: tuple[Action, ...]) -> tuple[Actio
 
 def release(rollout: Rollout, fleet: Fleet) -> tuple[Action, ...]:
     """Without ServiceSelector (cutover Delete, or the FastRollout being deleted): the pin goes, then
-    the finalizer. Nothing when neither is there."""
+    the finalizer. Nothing when neither is there.
+
+    While the finalizer is held the unpin is sent whether or not the cached Service shows the pin:
+    a Service watch that lags the pin set a moment ago must not let the finalizer go with the pin
+    left behind (removing an absent key changes nothing, and a missing Service answers 404, which
+    counts as done)."""
     service = fleet.service
     pinned = service is not None and service.found and service.pinned is not None
-    unpin = (UnpinService(service=service.name),) if pinned and service is not None else ()
+    name = rollout.spec.service_name if service is None else service.name
+    unpin = (UnpinService(service=name),) if name is not None and (pinned or rollout.finalized) else ()
     return unpin + ((RemoveFinalizer(),) if rollout.finalized else ())
 
 

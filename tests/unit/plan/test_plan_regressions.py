@@ -183,3 +183,16 @@ def test_selector_switch_mid_rollout_keeps_the_serving_new_pods() -> None:
     world = state.world
     world.step()
     assert world.cluster.serving_now(), "no pod serves after the switch to ServiceSelector"
+
+
+def test_selector_delete_with_a_stale_service_view_unpins_before_the_finalizer_goes() -> None:
+    """Ownership of the pin. The FastRollout is deleted while the planner's Service view is 3 ticks
+    old, from before the pin: it saw no pin, removed only the finalizer, and the FastRollout went with
+    the Service still pinned. While the finalizer is held the unpin is now sent regardless of the
+    cached Service (removing an absent key changes nothing)."""
+    state = machine(selector=0, stale_watches=True)
+    state.delete_fastrollout()
+    state.passes(faults=[PassFaults(watch_lag=3)])
+    state.teardown()
+    service = state.world.cluster.service
+    assert service is None or service.pinned is None
