@@ -106,7 +106,11 @@ def _keep_then_remove(
     service = fleet.service
     pinned = service is not None and service.pinned == fleet.target.revision
     if not pinned and not selector.switchable(fleet, spec, name):
-        return Step(target_actions, cutover.remove(fleet.others), cut_over=True)
+        # ... once the target serves at the cutover threshold through the Service as it is (after a
+        # revert to the stable revision mid-wave, the newer pods may still carry part of the load).
+        threshold = ready_threshold(spec.replicas, spec.strategy.min_ready_percent)
+        serving = fleet.target.pods.capacity >= threshold
+        return Step(target_actions, cutover.remove(fleet.others) if serving else (), cut_over=True)
     end = selector.window_end(spec, before, fleet.target.revision) if before is not None else None
     gone = selector.expired(fleet.others, end, now) if now is not None else ()
     gone_revisions = {r.revision for r in gone}

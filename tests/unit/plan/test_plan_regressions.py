@@ -196,3 +196,21 @@ def test_selector_delete_with_a_stale_service_view_unpins_before_the_finalizer_g
     state.teardown()
     service = state.world.cluster.service
     assert service is None or service.pinned is None
+
+
+def test_selector_revert_mid_wave_with_a_shared_service_keeps_the_serving_newer_pods() -> None:
+    """Capacity. Waves (maxSurge 25%) with another workload behind the Service: the stable version
+    shrank to 1 and the new one serves 1 of 2. The user goes back to the stable template and switches
+    to ServiceSelector. The stable revision is the target, so it counted as cut over, and with a
+    Service that cannot take the pin the old versions went as with Delete at once: serving pods 2 -> 1.
+    They now go only once the target serves at the cutover threshold, as with Delete."""
+    state = machine(replicas=2, surge="25%", service=True)
+    state.new_version(behavior=Behavior(start=1))
+    state.another_workload(count=1)
+    state.passes(faults=[PassFaults(), PassFaults()])
+    state.back_to_an_earlier_template(back=1)
+    state.cutover_mode(cutover="ServiceSelector", window=0)
+    state.world.check = True
+    for _ in range(12):
+        state.world.step()
+    state.teardown()
