@@ -200,7 +200,10 @@ class Bench:
         self.recorder.start()
         self.runs: list[dict[str, Any]] = []
         self.out = RESULTS / "runs" / f"rollout-{args.stamp}.json"
-        self.machine = machine_info(self.api) | {"testbed": self.bed.fingerprint()}
+        self.machine = machine_info(self.api) | {
+            "testbed": self.bed.fingerprint(),
+            "operator_code": operator_code(),
+        }
 
     def close(self) -> None:
         self.recorder.stop()
@@ -409,6 +412,20 @@ class Bench:
             for fleet in fleets:
                 self.api.empty_namespace(fleet.ns)
                 self.recorder.forget(fleet.ns)
+
+
+def operator_code() -> dict[str, str]:
+    """The commit the operator process runs from, and whether operator/ differed from it (the working
+    tree is shared with other engineers: a run's operator is the code on disk when it started)."""
+    import subprocess  # noqa: PLC0415
+
+    repo = Path(__file__).resolve().parents[1]
+
+    def git(*cmd: str) -> str:
+        out = subprocess.run(["git", "-C", str(repo), *cmd], capture_output=True, text=True, check=False)
+        return out.stdout.strip()
+
+    return {"head": git("rev-parse", "HEAD"), "operator_changes": git("status", "--porcelain", "operator")}
 
 
 def loadavg() -> float:

@@ -3,7 +3,7 @@
 # Service, and with cutover ServiceSelector plus its rollback inside the window; Deployment 25%/25% and
 # 100%/0) at N = 100 and 1,000 (3 runs each) and
 # 4,000 (2 runs), at stock and raised controller-manager/scheduler QPS, then the operator's cost at 10,000
-# pods, then bench/results/{summary.md,results.json,*.png}. About 2 hours on 2 cores. Each step starts
+# pods, then bench/results/{summary.md,results.json,*.png}. About 3 hours on 2 cores. Each step starts
 # (or reuses) the benchmark's own test bed in /tmp/fr-bench, beside any other bed; it is stopped at the end.
 # New runs are added to bench/results/runs/ and the report is made from all of them (medians over runs):
 # move old runs aside first for a report of this sweep alone.
