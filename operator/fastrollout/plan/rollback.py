@@ -5,7 +5,7 @@ template changes. Scaling still works: the stable ReplicaSet keeps following spe
 """
 
 from fastrollout.api import FastRolloutSpec
-from fastrollout.plan import cutover
+from fastrollout.plan import cutover, selector
 from fastrollout.plan.fleet import Fleet
 from fastrollout.plan.model import Action
 
@@ -35,8 +35,10 @@ def failed_actions(fleet: Fleet, spec: FastRolloutSpec) -> tuple[Action, ...]:
     assert stable is not None  # can_roll_back checked it; narrows the type
     missing = max(0, spec.replicas - stable.pods.capacity)
     if missing == 0:
-        superseded = [r for r in fleet.superseded if r.active]
-        return cutover.scales_first(cutover.remove((fleet.target,)) + restore + cutover.remove(superseded))
+        # With a selector cutover, only what no endpoint routes to: the pin (to the stable revision,
+        # first in the pass) takes the rest out of the Service, and a later pass removes it.
+        gone = selector.out_of_service(spec, (fleet.target, *(r for r in fleet.superseded if r.active)))
+        return cutover.scales_first(restore + cutover.remove(gone))
     target = fleet.target
     keep = min(target.size, target.pods.ready, missing)
     return cutover.scales_first(target.scale(keep) + restore)

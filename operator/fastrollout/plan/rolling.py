@@ -59,18 +59,16 @@ def roll(
     # With a selector cutover they wait for the pin to take them out of the Service (after a switch
     # from Delete they may still have endpoints): SIGTERM only for pods that get no new connections.
     full = stable is not None and stable.pods.capacity >= replicas
-    quiet = not selector.by_selector(spec) or replicas == 0
-    removed = tuple(
-        r for r in fleet.superseded if (full and (quiet or r.pods.serving == 0)) or r.pods.ready == 0
-    )
+    quiet = set(selector.out_of_service(spec, fleet.superseded))
+    removed = tuple(r for r in fleet.superseded if (full and r in quiet) or r.pods.ready == 0)
     removed_revisions = {r.revision for r in removed}
     capacity = [r for r in fleet.others if r.active and r.revision not in removed_revisions]
     sizes = _old_sizes(capacity, stable, replicas, surge, target.pods.capacity)
-    if not quiet:
-        # A superseded version the Service still routes to (just after a switch from Delete) leaves it
-        # by the pin first, and shrinks on a later pass: SIGTERM only for pods without new connections.
-        held = (r for r in capacity if r.pods.serving and (stable is None or r.revision != stable.revision))
-        sizes |= {r.revision: max(sizes[r.revision], r.size) for r in held}
+    # A superseded version the Service still routes to (just after a switch from Delete) leaves it by
+    # the pin first, and shrinks on a later pass: SIGTERM only for pods without new connections.
+    movable = set(selector.out_of_service(spec, capacity))
+    held = (r for r in capacity if r not in movable and (stable is None or r.revision != stable.revision))
+    sizes |= {r.revision: max(sizes[r.revision], r.size) for r in held}
     occupied = sum(max(sizes[r.revision], r.pods.replicas) for r in capacity)
     size = target_size(replicas, surge, target.size, occupied)
     target_actions = _size_target(target, spec, name, size)

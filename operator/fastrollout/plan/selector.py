@@ -19,6 +19,7 @@ it, or a write was lost); a Service that also routes to pods that are not the fl
 since the pin would cut those pods off; with `cutover: Delete` the key is removed.
 """
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from fastrollout.api import Cutover, FastRolloutSpec, FastRolloutStatus
@@ -38,6 +39,17 @@ PROPAGATION_MARGIN_SECONDS = 2
 
 def by_selector(spec: FastRolloutSpec) -> bool:
     return spec.service_name is not None and spec.strategy.cutover is Cutover.SERVICE_SELECTOR
+
+
+def out_of_service(spec: FastRolloutSpec, revisions: Iterable[RevisionState]) -> tuple[RevisionState, ...]:
+    """The revisions that may be removed now: all of them with cutover Delete; with ServiceSelector
+    only those no endpoint routes to, so SIGTERM reaches no pod that still gets new connections (one
+    the Service still routes to, just after a switch from Delete, leaves it by the pin first; at
+    replicas 0 there is no pin to wait for)."""
+    chosen = tuple(revisions)
+    if not by_selector(spec) or spec.replicas == 0:
+        return chosen
+    return tuple(r for r in chosen if r.pods.serving == 0)
 
 
 def switchable(fleet: Fleet, spec: FastRolloutSpec, name: str) -> bool:

@@ -214,3 +214,22 @@ def test_selector_revert_mid_wave_with_a_shared_service_keeps_the_serving_newer_
     for _ in range(12):
         state.world.step()
     state.teardown()
+
+
+def test_selector_rollback_after_a_switch_from_delete_waits_for_the_pin_before_removing() -> None:
+    """SIGTERM only without traffic. Waves in Delete mode left a superseded version serving beside the
+    shrunk stable one; a never-Ready version then fails after the switch to ServiceSelector, and the
+    rollback removed the superseded version in the same pass that pinned the Service to the stable
+    revision: its pods got SIGTERM with a ready endpoint. Now what the Service still routes to waits
+    for the pin to take it out, and goes on a later pass."""
+    state = machine(replicas=2, rollback=True, endpoint_lag=1, selector=0)
+    state.cutover_mode(cutover="Delete", window=None)
+    state.someone_removes_the_pin()
+    state.template_labels(tier="a")
+    state.strategy(min_ready=100, surge="25%")
+    state.wait(ticks=3)
+    state.new_version(behavior=Behavior(never_ready=True))
+    state.wait(ticks=8)
+    state.cutover_mode(cutover="ServiceSelector", window=None)
+    state.wait(ticks=5)
+    state.teardown()
