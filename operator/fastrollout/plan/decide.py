@@ -72,7 +72,7 @@ def _outcome(
             blocked=blocked,
             refused=refused,
             crash_fails=not (
-                fleet.target_is_stable or (selector.by_selector(spec) and selector.taken_over(fleet))
+                fleet.target_is_stable or (selector.by_selector(spec) and selector.pinned_to_target(fleet))
             ),
         )
         if failure is not None:

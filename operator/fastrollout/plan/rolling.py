@@ -73,15 +73,19 @@ def roll(
     size = target_size(replicas, surge, target.size, occupied)
     target_actions = _size_target(target, spec, name, size)
     threshold = ready_threshold(replicas, spec.strategy.min_ready_percent)
-    if selector.by_selector(spec) and replicas > 0:
-        # The new pods are out of the Service until the pin names them: Ready is what counts, and
-        # whether the Service will select them once it does. A target that took over stays cut over.
-        # (At replicas 0 there is no pod to pin to: the old versions go as with Delete, below.)
-        ready = cutover.ready_to_cut_over(target.pods.ready, threshold, size, replicas)
-        if selector.taken_over(fleet) or (ready and selector.switchable(fleet, spec, name)):
-            return _keep_then_remove(fleet, spec, name, target_actions, before=before, now=now)
-    # Counted in service, not merely Ready: with a Service, cut over only to pods behind it.
-    elif cutover.ready_to_cut_over(target.pods.capacity, threshold, size, replicas):
+    by_pin = selector.by_selector(spec) and replicas > 0
+    switchable = by_pin and selector.switchable(fleet, spec, name)
+    ready = cutover.ready_to_cut_over(target.pods.ready, threshold, size, replicas)
+    # The new pods are out of the Service until the pin names them: Ready is what counts, and whether
+    # the Service will select them once it does. A target the Service is pinned to has cut over,
+    # whatever its pods do later (and whatever a lost status write forgot).
+    if by_pin and (selector.pinned_to_target(fleet) or (ready and switchable)):
+        return _keep_then_remove(fleet, spec, target_actions, before=before, now=now)
+    # Counted in service, not merely Ready: with a Service, cut over only to pods behind it. Also the
+    # selector cutover's way when the pin cannot be set on the stable target (the Service is shared,
+    # or gone, or does not select it: waiting for the pin would never end), and at replicas 0.
+    gate = not by_pin or (not switchable and fleet.target_is_stable)
+    if gate and cutover.ready_to_cut_over(target.pods.capacity, threshold, size, replicas):
         return Step(target_actions, cutover.remove(fleet.others), cut_over=True)
     shrinks = tuple(action for r in capacity for action in r.scale(sizes[r.revision]))
     removals = cutover.remove(removed)
@@ -91,7 +95,6 @@ def roll(
 def _keep_then_remove(
     fleet: Fleet,
     spec: FastRolloutSpec,
-    name: str,
     target_actions: tuple[Action, ...],
     *,
     before: FastRolloutStatus | None,
@@ -99,16 +102,7 @@ def _keep_then_remove(
 ) -> Step:
     """ServiceSelector at cutover: the pin moves (decide() adds it); old versions are removed only
     once TrafficStopped has held for the margin and the rollback window, and only those no endpoint
-    routes to. When the Service cannot carry the pin at all (another workload's pods behind it, gone,
-    or not selecting the target), waiting would never end: the old versions go as with Delete."""
-    service = fleet.service
-    pinned = service is not None and service.pinned == fleet.target.revision
-    if not pinned and not selector.switchable(fleet, spec, name):
-        # ... once the target serves at the cutover threshold through the Service as it is (after a
-        # revert to the stable revision mid-wave, the newer pods may still carry part of the load).
-        threshold = ready_threshold(spec.replicas, spec.strategy.min_ready_percent)
-        serving = fleet.target.pods.capacity >= threshold
-        return Step(target_actions, cutover.remove(fleet.others) if serving else (), cut_over=True)
+    routes to."""
     end = selector.window_end(spec, before, fleet.target.revision) if before is not None else None
     gone = selector.expired(fleet.others, end, now) if now is not None else ()
     gone_revisions = {r.revision for r in gone}

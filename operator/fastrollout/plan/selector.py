@@ -89,14 +89,13 @@ def not_switchable(fleet: Fleet, spec: FastRolloutSpec, name: str, threshold: in
     )
 
 
-def taken_over(fleet: Fleet) -> bool:
-    """The target has cut over: the stored stable revision, or the Service pinned to it (which only
-    the cutover does: it proves the cutover even when the status write that recorded it was lost).
-    A cutover is never undone by the target's pods failing later or the Service changing: the
-    version that took the traffic is not "failed", and rolling back would be a new decision."""
+def pinned_to_target(fleet: Fleet) -> bool:
+    """The Service is pinned to the target: only the cutover does that, so the target has cut over,
+    even when the status write that recorded it was lost. A cutover is never undone by the target's
+    pods failing later: the version that took the traffic is not "failed", and rolling back would
+    be a new decision."""
     service = fleet.service
-    pinned = service is not None and service.found and service.pinned == fleet.target.revision
-    return fleet.target_is_stable or pinned
+    return service is not None and service.found and service.pinned == fleet.target.revision
 
 
 def pin(fleet: Fleet, spec: FastRolloutSpec, name: str, *, cut_over: bool) -> tuple[Action, ...]:

@@ -133,8 +133,8 @@ def test_selector_target_crashing_after_its_cutover_stays_cut_over() -> None:
     """A cutover is never undone. The cutover was judged again on every pass until the old versions
     were gone, so a target that cut over and then crash-looped was no longer cut over: never
     TrafficStopped, the old version never removed, and at the deadline the serving version marked
-    Failed for good. Now a target that took over (stable, or the Service pinned to it) stays cut over
-    (`selector.taken_over`), and crash loops fail only a target that has not."""
+    Failed for good. Now a target the Service is pinned to stays cut over
+    (`selector.pinned_to_target`), and crash loops fail only a target that has not."""
     state = _selector_target_crashes_after_its_cutover(remove_pin=False)
     world = state.world
     for _ in range(40):
@@ -158,7 +158,7 @@ def test_selector_lost_cutover_write_then_a_crash_keeps_the_cutover() -> None:
     """Durability. The pass that pins the target loses its status write; the target's pods crash
     before the next pass, which (status still saying stable = the old version) failed the target,
     rolled back and pinned the old version again. The pin on the target is proof of the cutover: the
-    planner reads it (`selector.taken_over`)."""
+    planner reads it (`selector.pinned_to_target`)."""
     state = machine(selector=0)
     state.new_version(behavior=Behavior(start=1, crash_after=1, crash_every=1))
     state.wait(ticks=1)  # w:2 created
