@@ -233,3 +233,18 @@ def test_selector_rollback_after_a_switch_from_delete_waits_for_the_pin_before_r
     state.cutover_mode(cutover="ServiceSelector", window=None)
     state.wait(ticks=5)
     state.teardown()
+
+
+def test_selector_revert_while_the_service_selects_no_pod_ends() -> None:
+    """Liveness. Back to the stable template while the Service (rewritten, its pin dropped) selects
+    none of the pods, with completeWhen Drained: the stable target counted as cut over, the Service
+    could not take the pin, the newer version was kept for a traffic stop that had already happened
+    and a drain that never would: Progressing for ever. Only a pin on the target proves a cutover now;
+    otherwise the Delete gate decides, and the deadline ends it as with Delete."""
+    state = machine(selector=0)
+    state.new_version(behavior=Behavior(start=1))
+    state.completion(complete_when="Drained", rollback=False)
+    state.passes(faults=[PassFaults()])
+    state.back_to_an_earlier_template(back=1)
+    state.service_selector(keep_pin=False, selector=(("app", "w"), ("tier", "b")))
+    state.teardown()
