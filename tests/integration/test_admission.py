@@ -251,7 +251,12 @@ def test_selector_is_immutable(testbed: Testbed, crd: None, namespace: str) -> N
 def test_valid_fastrollout_is_stored_with_defaults(testbed: Testbed, crd: None, namespace: str) -> None:
     testbed.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(fleet("defaults")))
     spec = json.loads(testbed.kubectl("get", "fr/defaults", "-n", namespace, "-o", "jsonpath={.spec}").stdout)
-    assert spec["strategy"] == {"maxSurge": "100%", "minReadyPercent": 100}
+    assert spec["strategy"] == {
+        "maxSurge": "100%",
+        "minReadyPercent": 100,
+        "cutover": "Delete",
+        "rollbackWindowSeconds": 0,
+    }
     assert spec["drain"] == {"preStopSleepSeconds": 5}
     assert spec["completeWhen"] == "TrafficStopped"
     assert spec["progressDeadlineSeconds"] == 600
