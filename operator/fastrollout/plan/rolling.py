@@ -40,14 +40,9 @@ class Step:
         return self.target_actions + self.old_actions
 
 
-def roll(
-    fleet: Fleet,
-    spec: FastRolloutSpec,
-    name: str,
-    before: FastRolloutStatus | None = None,
-    now: datetime | None = None,
-) -> Step:
-    """`before` and `now` matter only with cutover ServiceSelector (when the old versions may go)."""
+def roll(fleet: Fleet, spec: FastRolloutSpec, name: str, before: FastRolloutStatus, now: datetime) -> Step:
+    """`before` (the stored status) and `now` matter only with cutover ServiceSelector: when the old
+    versions may go."""
     replicas = spec.replicas
     surge = surge_count(spec.strategy.max_surge, replicas)
     target = fleet.target
@@ -59,15 +54,14 @@ def roll(
     # With a selector cutover they wait for the pin to take them out of the Service (after a switch
     # from Delete they may still have endpoints): SIGTERM only for pods that get no new connections.
     full = stable is not None and stable.pods.capacity >= replicas
-    quiet = set(selector.out_of_service(spec, fleet.superseded))
+    quiet = set(selector.out_of_service(spec, fleet.others))
     removed = tuple(r for r in fleet.superseded if (full and r in quiet) or r.pods.ready == 0)
     removed_revisions = {r.revision for r in removed}
     capacity = [r for r in fleet.others if r.active and r.revision not in removed_revisions]
     sizes = _old_sizes(capacity, stable, replicas, surge, target.pods.capacity)
     # A superseded version the Service still routes to (just after a switch from Delete) leaves it by
     # the pin first, and shrinks on a later pass: SIGTERM only for pods without new connections.
-    movable = set(selector.out_of_service(spec, capacity))
-    held = (r for r in capacity if r not in movable and (stable is None or r.revision != stable.revision))
+    held = (r for r in capacity if r not in quiet and (stable is None or r.revision != stable.revision))
     sizes |= {r.revision: max(sizes[r.revision], r.size) for r in held}
     occupied = sum(max(sizes[r.revision], r.pods.replicas) for r in capacity)
     size = target_size(replicas, surge, target.size, occupied)
@@ -97,27 +91,21 @@ def _keep_then_remove(
     spec: FastRolloutSpec,
     target_actions: tuple[Action, ...],
     *,
-    before: FastRolloutStatus | None,
-    now: datetime | None,
+    before: FastRolloutStatus,
+    now: datetime,
 ) -> Step:
     """ServiceSelector at cutover: the pin moves (decide() adds it); old versions are removed only
     once TrafficStopped has held for the margin and the rollback window, and only those no endpoint
     routes to."""
-    end = selector.window_end(spec, before, fleet.target.revision) if before is not None else None
-    gone = selector.expired(fleet.others, end, now) if now is not None else ()
-    gone_revisions = {r.revision for r in gone}
-    kept = [r for r in fleet.others if r.active and r.revision not in gone_revisions]
+    end = selector.window_end(spec, before, fleet.target.revision)
+    gone = selector.expired(fleet.others, end, now)
+    kept = [r for r in fleet.others if r.active and r not in gone]
     wake_in: float | None = None
-    if kept and end is not None and now is not None and now < end:
+    if kept and end is not None and now < end:
         wake_in = (end - now).total_seconds()
     elif kept:
         wake_in = 1.0  # TrafficStopped not stamped yet, or endpoints not yet updated: look again soon
-    return Step(
-        target_actions,
-        cutover.remove(gone),
-        cut_over=True,
-        wake_in=wake_in,
-    )
+    return Step(target_actions, cutover.remove(gone), cut_over=True, wake_in=wake_in)
 
 
 def _old_sizes(
