@@ -15,16 +15,20 @@ from fastrollout.api import Condition, FastRolloutSpec, FastRolloutStatus, Phase
 from fastrollout.plan import decide, revision_of
 from fastrollout.plan.model import (
     Action,
+    AddFinalizer,
     CreateReplicaSet,
     DeletePods,
     DeleteReplicaSet,
     Observed,
+    PinService,
     Plan,
+    RemoveFinalizer,
     ReplicaSetView,
     RevisionPods,
     Rollout,
     ScaleReplicaSet,
     ServiceView,
+    UnpinService,
 )
 
 NOW = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
@@ -838,6 +842,8 @@ def resolve(value: Any, target: str, version: str) -> Any:
         return replace(value, name=f"w-{target}", revision=target, version=version)
     if isinstance(value, RevisionPods) and value.revision == "T":
         return replace(value, revision=target, version=version)
+    if isinstance(value, ServiceView):  # a pin on "T"
+        return replace(value, selector=tuple((k, resolve(v, target, version)) for k, v in value.selector))
     return value
 
 
@@ -847,6 +853,14 @@ def compact(action: Action, target: str) -> str:
         return "T" if revision == target else revision
 
     match action:
+        case PinService():
+            return f"pin {short(action.revision)}"
+        case UnpinService():
+            return "unpin"
+        case AddFinalizer():
+            return "+finalizer"
+        case RemoveFinalizer():
+            return "-finalizer"
         case CreateReplicaSet():
             return f"create {short(action.revision)} {action.replicas}"
         case ScaleReplicaSet():

@@ -6,8 +6,10 @@ when pinned, fastrollout.io/revision. Actions are written compactly: "pin T", "u
 "-finalizer", "create T 4", "scale s1 0", "delete-pods s1".
 """
 
+import sys
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,11 +18,7 @@ from fastrollout.api import LABEL_REVISION, FastRolloutSpec, FastRolloutStatus, 
 from fastrollout.plan import decide, reasons, revision_of, selector
 from fastrollout.plan.fleet import build_fleet
 from fastrollout.plan.model import (
-    Action,
     AddFinalizer,
-    CreateReplicaSet,
-    DeletePods,
-    DeleteReplicaSet,
     Observed,
     PinService,
     Plan,
@@ -28,10 +26,13 @@ from fastrollout.plan.model import (
     ReplicaSetView,
     RevisionPods,
     Rollout,
-    ScaleReplicaSet,
     ServiceView,
     UnpinService,
 )
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+
+from tests.unit.plan.test_plan_decide import compact, resolve
 
 NOW = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
 STARTED = "2026-11-27T11:59:00Z"  # a minute ago: well inside the 600 s deadline
@@ -349,51 +350,15 @@ CASES = [
 ]
 
 
-def resolve(value: Any, target: str) -> Any:
-    if value == "T":
-        return target
-    if isinstance(value, ReplicaSetView) and value.revision == "T":
-        return replace(value, name=f"w-{target}", revision=target, version=target)
-    if isinstance(value, RevisionPods) and value.revision == "T":
-        return replace(value, revision=target, version=target)
-    if isinstance(value, ServiceView):
-        return replace(value, selector=tuple((k, resolve(v, target)) for k, v in value.selector))
-    return value
-
-
-def compact(action: Action, target: str) -> str:
-    def short(name_or_revision: str) -> str:
-        revision = name_or_revision.removeprefix("w-")
-        return "T" if revision == target else revision
-
-    match action:
-        case PinService():
-            return f"pin {short(action.revision)}"
-        case UnpinService():
-            return "unpin"
-        case AddFinalizer():
-            return "+finalizer"
-        case RemoveFinalizer():
-            return "-finalizer"
-        case CreateReplicaSet():
-            return f"create {short(action.revision)} {action.replicas}"
-        case ScaleReplicaSet():
-            return f"scale {short(action.name)} {action.replicas}"
-        case DeletePods():
-            return f"delete-pods {short(action.revision)}"
-        case DeleteReplicaSet():
-            return f"delete-rs {short(action.name)}"
-
-
 def run(case: Case) -> tuple[Plan, str]:
     target = revision_of(case.spec)
-    items = [resolve(item, target) for item in case.observed]
+    items = [resolve(item, target, target) for item in case.observed]
     observed = Observed(
         replica_sets=tuple(i for i in items if isinstance(i, ReplicaSetView)),
         pods=tuple(i for i in items if isinstance(i, RevisionPods)),
         service=next((i for i in items if isinstance(i, ServiceView)), None),
     )
-    status = FastRolloutStatus(**{k: resolve(v, target) for k, v in case.status.items()})
+    status = FastRolloutStatus(**{k: resolve(v, target, target) for k, v in case.status.items()})
     rollout = Rollout(
         name="w",
         namespace="ns",
@@ -411,7 +376,7 @@ def test_selector_cutover(case: Case) -> None:
     plan, target = run(case)
     assert tuple(compact(a, target) for a in plan.actions) == case.actions
     for key, expected in case.expect.items():
-        assert getattr(plan.status, key) == resolve(expected, target), key
+        assert getattr(plan.status, key) == resolve(expected, target, target), key
     if case.progressing is not None:
         progressing = next(c for c in plan.status.conditions if c.type == reasons.PROGRESSING)
         assert progressing.reason == case.progressing
