@@ -852,12 +852,17 @@ def crash(fleet: Fleet, e2e_report: dict[str, Any]) -> CrashRun:
     return run
 
 
-def test_crashing_version_fails_and_rolls_back_without_failing_a_request(crash: CrashRun) -> None:
-    failed = [r for r in crash.results if r.failure]
+def _answered_by(results: list[Result], versions: set[str]) -> None:
+    """No request failed, and the answers came from exactly these versions."""
+    failed = [r for r in results if r.failure]
     assert not failed, f"{len(failed)} requests failed: {Counter(r.failure for r in failed)}; {failed[:3]}"
+    answered = Counter(r.version for r in results)
+    assert set(answered) == versions, f"answers by version: {dict(answered)}"
+
+
+def test_crashing_version_fails_and_rolls_back_without_failing_a_request(crash: CrashRun) -> None:
     assert crash.results, "no request sent"
-    versions = Counter(r.version for r in crash.results)
-    assert set(versions) == {crash.stable_version}, f"answers by version: {dict(versions)}"
+    _answered_by(crash.results, {crash.stable_version})
     assert crash.phases[-1] == "RolledBack", f"phases: {crash.phases}"
     # Failed, then rolled back: with rollbackOnFailure the phase goes straight to RolledBack; the failure
     # is the Progressing condition (False, a failure reason) and a RolloutFailed event before RolledBack.
@@ -903,24 +908,16 @@ def _cut_over_at(
     """For each pod of `version` with a ready endpoint at `since`: the first recorded moment after it
     with no ready endpoint (not ready, or removed from the slices by the selector switch)."""
     before = [snap for t, snap in timeline if t <= since]
-    ready = {p for p, ep in (before[-1] if before else {}).items() if ep.ready and p in pods}
+    last = before[-1] if before else {}
+    ready = {p for p, ep in last.items() if ep.ready and p in pods and pods[p].version == version}
     out: dict[str, float] = {}
     for t, snap in timeline:
         if t <= since:
             continue
         for pod in ready - out.keys():
-            if pods[pod].version == version and not (pod in snap and snap[pod].ready):
+            if not (pod in snap and snap[pod].ready):
                 out[pod] = t
-    return {p: t for p, t in out.items() if pods[p].version == version}
-
-
-def _lags(results: list[Result], cut: dict[str, float], until: float) -> dict[str, float]:
-    """Per pod: start of the last request it served before `until`, minus when it left the Service."""
-    last: dict[str, float] = {}
-    for r in results:
-        if r.ok and r.pod in cut and r.start < until:
-            last[r.pod] = max(last.get(r.pod, float("-inf")), r.start)
-    return {p: last[p] - cut[p] for p in cut if p in last}
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -974,9 +971,10 @@ def selector(fleet: Fleet, crash: CrashRun, e2e_report: dict[str, Any]) -> Selec
     forward_cut = _cut_over_at(timeline, pods, stable, forward.applied.at)
     back_cut = _cut_over_at(timeline, pods, "v5", back.applied.at)
     forward.cut_over, back.cut_over = sorted(forward_cut), sorted(back_cut)
+    # Per pod: the last request it served (before the next switch) minus when it left the Service.
     lags = {
-        **_lags(results, forward_cut, back.applied.at),
-        **_lags(results, back_cut, load.stopped_at),
+        **an.propagation_lags([r for r in results if r.start < back.applied.at], forward_cut),
+        **an.propagation_lags(results, back_cut),
     }
     early = sorted(
         p.name
@@ -1025,10 +1023,7 @@ def selector(fleet: Fleet, crash: CrashRun, e2e_report: dict[str, Any]) -> Selec
 
 
 def test_selector_cutover_and_rollback_in_the_window_fail_no_request(selector: SelectorRun) -> None:
-    failed = [r for r in selector.results if r.failure]
-    assert not failed, f"{len(failed)} requests failed: {Counter(r.failure for r in failed)}; {failed[:3]}"
-    versions = Counter(r.version for r in selector.results)
-    assert set(versions) == {selector.stable_version, "v5"}, f"answers by version: {dict(versions)}"
+    _answered_by(selector.results, {selector.stable_version, "v5"})
     assert selector.min_ready >= REPLICAS, f"ready endpoints fell to {selector.min_ready}"
 
 
